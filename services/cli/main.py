@@ -1,0 +1,140 @@
+"""The `lifeline` command: what on-call engineers use."""
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.runtime.config import ConfigError, load_config
+from services.runtime.settings import Settings
+
+from . import client
+from .client import CliError
+from .up import up as up_command
+
+app = typer.Typer(help="Lifeline: keep AI features answering when providers fail.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console()
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _run(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except (CliError, ConfigError) as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+app.command("up", help="Start the whole mesh (bus, simulator, every service); Ctrl-C stops it.")(
+    up_command)
+
+
+@app.command()
+def ask(
+    text: str,
+    route: Annotated[str, typer.Option(help="Logical model name (a route in lifeline.yaml).")] = "chat",
+    user: Annotated[str | None, typer.Option(help="User id, for budgets and history.")] = None,
+    session: Annotated[str | None, typer.Option(help="Session id, for history.")] = None,
+    queue: Annotated[bool, typer.Option("--queue", help="Allow parking the request if no provider can answer.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 30.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Ask one question through the router, as an application would."""
+    request = {"route": route, "messages": [{"role": "user", "content": text}],
+               "user_id": user, "session_id": session, "allow_queue": queue}
+    result = _run(client.ask(Settings().nats_url, request, timeout=timeout))
+    if as_json:
+        _print_json(result)
+    elif result["status"] == "ok":
+        console.print(result["content"], highlight=False)
+        console.print(f"[dim]tier {result['tier']} · {result['provider']}/{result['model']} · "
+                      f"fallback depth {result['fallback_depth']} · {result['latency_ms']:.0f} ms · "
+                      f"${result['cost_usd']:.6f}[/dim]")
+    else:
+        console.print(f"[red]{result['status']}:[/red] {result.get('error')}", highlight=False)
+    if result["status"] == "error":
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(as_json: JsonFlag = False) -> None:
+    """Show the bus, the services that are alive, and each provider's state."""
+    settings = Settings()
+    report = _run(client.status(settings.nats_url, listen=settings.heartbeat_interval + 0.5))
+    report["providers"] = _providers(settings)
+    if as_json:
+        _print_json(report)
+        return
+    console.print(f"bus: {report['bus']['url']} (connected)")
+    table = Table("service", "instances", "in flight")
+    for name, instances in sorted(report["services"].items()):
+        table.add_row(name, str(len(instances)), str(sum(i["in_flight"] for i in instances.values())))
+    console.print(table)
+    table = Table("provider", "served by", "mode", "requests")
+    for name, p in report["providers"].items():
+        table.add_row(name, "simulator" if p["simulated"] else "vendor", p.get("mode") or "-",
+                      str(p.get("requests", "-")))
+    console.print(table)
+
+
+def _providers(settings: Settings) -> dict[str, Any]:
+    config = load_config(settings.config)
+    simulated = set(config.simulated(os.environ))
+    vendors = asyncio.run(client.simulator_vendors(settings.simulator_url)) or {}
+    out = {}
+    for name in config.providers:
+        v = vendors.get(name) if name in simulated else None
+        out[name] = {"simulated": name in simulated, "mode": v and v["mode"],
+                     "requests": v and v["requests"]["total"]}
+    return out
+
+
+@app.command()
+def chaos(
+    provider: str,
+    mode: Annotated[str, typer.Argument(help="ok | down | refuse | slow | ratelimit | flaky | garbage | cut")],
+    latency_ms: Annotated[int | None, typer.Option(help="Added latency for `slow`.")] = None,
+    error_rate: Annotated[float | None, typer.Option(help="Fraction of 500s for `flaky`.")] = None,
+    for_s: Annotated[float | None, typer.Option("--for", help="Revert to ok after this many seconds.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Inject a fault into a simulated provider."""
+    settings = Settings()
+    try:
+        config = load_config(settings.config)
+    except ConfigError as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(2) from None
+    if provider not in config.providers:
+        console.print(f"[red]error:[/red] unknown provider {provider!r} "
+                      f"(known: {', '.join(config.providers)})", highlight=False)
+        raise typer.Exit(2)
+    if provider not in config.simulated(os.environ):
+        console.print(f"[red]error:[/red] {provider} uses a real key, not the simulator; "
+                      "chaos only breaks simulated providers", highlight=False)
+        raise typer.Exit(2)
+    body = {"mode": mode, "latency_ms": latency_ms, "error_rate": error_rate, "for_s": for_s}
+    state = _run(client.set_chaos(settings.simulator_url, provider,
+                                  {k: v for k, v in body.items() if v is not None}))
+    if as_json:
+        _print_json(state)
+    else:
+        console.print(f"{provider}: {state['mode']}"
+                      + (f" for {for_s:g}s" if for_s else ""), highlight=False)
+
+
+def main() -> None:
+    # A broken pipe (lifeline status | head) is not an error worth a traceback.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    app()

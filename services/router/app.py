@@ -1,0 +1,93 @@
+"""The router's edge: llm.complete in a queue group -> engine -> reply, llm.attempt, llm.completed."""
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+
+from faststream.nats import NatsMessage, NatsRouter
+
+from schemas import subjects
+from schemas.completion import CompletionRequest, CompletionResult
+from schemas.events import LlmAttempt, LlmCompleted
+from schemas.streams import LLM_EVENTS
+from services.providers import make_provider
+from services.providers.base import Provider
+from services.runtime.bus import MSG_ID
+from services.runtime.config import LifelineConfig, load_config
+from services.runtime.service import Service
+
+from . import logic
+from .engine import Engine, Outcome
+from .settings import RouterSettings
+
+log = logging.getLogger(__name__)
+
+QUEUE_GROUP = "router"
+
+
+def build_app(
+    settings: RouterSettings,
+    *,
+    config: LifelineConfig | None = None,
+    providers: Mapping[str, Provider] | None = None,
+) -> Service:
+    config = config or load_config(settings.config)
+    if providers is None:
+        specs = config.provider_specs(os.environ, settings.simulator_url)
+        providers = {name: make_provider(spec) for name, spec in specs.items()}
+    engine = Engine(config, providers)
+    router = NatsRouter()
+    service = Service("router", settings, router)
+    service.in_flight = lambda: engine.in_flight
+
+    attempt_pub = router.publisher(subjects.LLM_ATTEMPT, stream=LLM_EVENTS.name, schema=LlmAttempt,
+                                   description="one call to one provider/model")
+    completed_pub = router.publisher(subjects.LLM_COMPLETED, stream=LLM_EVENTS.name,
+                                     schema=LlmCompleted, description="one finished request")
+
+    @router.subscriber(subjects.LLM_COMPLETE, queue=QUEUE_GROUP,
+                       max_workers=settings.max_in_flight,
+                       description="request-reply: a CompletionRequest answered by a CompletionResult")
+    async def complete(msg: NatsMessage) -> bytes:
+        parsed = logic.parse_request(msg.body)
+        if not isinstance(parsed, CompletionRequest):
+            rid = logic.request_id_of(msg.body) or "invalid"
+            log.info("rejected request %s: %s", rid, parsed.message)
+            return CompletionResult(request_id=rid, status="error", error=parsed).model_dump_json().encode()
+        outcome = await engine.complete(parsed)
+        await _publish_events(parsed, outcome)
+        return outcome.result.model_dump_json().encode()
+
+    async def _publish_events(request: CompletionRequest, outcome: Outcome) -> None:
+        result = outcome.result
+        events = [
+            attempt_pub.publish(
+                LlmAttempt(source=service.source, request_id=request.request_id, route=request.route,
+                           attempt_no=i, status_code=code, **a.model_dump()).model_dump_json().encode(),
+                headers={MSG_ID: f"{request.request_id}.{i}"},
+            )
+            for i, (a, code) in enumerate(zip(outcome.attempts, outcome.status_codes, strict=True))
+        ]
+        completed = LlmCompleted(
+            source=service.source, request_id=request.request_id, route=request.route,
+            status=result.status, tier=result.tier, provider=result.provider, model=result.model,
+            fallback_depth=result.fallback_depth, usage=result.usage, cost_usd=result.cost_usd,
+            latency_ms=result.latency_ms, user_id=request.user_id, session_id=request.session_id,
+            region=request.region, messages=[m.model_dump() for m in request.messages],
+            content=result.content, error_kind=result.error.kind if result.error else None,
+            attempts=len(outcome.attempts), metadata=request.metadata,
+        )
+        events.append(completed_pub.publish(completed.model_dump_json().encode(),
+                                            headers={MSG_ID: request.request_id}))
+        # Concurrently: one JetStream round trip, not one per event. A lost event is logged,
+        # never allowed to cost the caller the answer it already has.
+        for failure in await asyncio.gather(*events, return_exceptions=True):
+            if isinstance(failure, BaseException):
+                log.warning("event for %s not stored: %r", request.request_id, failure)
+
+    async def close_providers() -> None:
+        await asyncio.gather(*(p.aclose() for p in providers.values()))
+
+    service.on_stop(close_providers)
+    return service

@@ -1,0 +1,138 @@
+"""What every service stands on: bus connection and provisioning, /healthz and /readyz,
+heartbeats, telemetry, and a graceful stop on SIGTERM.
+
+A service's app.py builds its handlers on a NatsRouter and hands it here; nothing connects
+until start().
+"""
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from faststream.nats import NatsRouter
+from nats.errors import NoServersError
+
+from schemas import subjects
+from schemas.events import Heartbeat
+
+from .bus import make_broker, provision
+from .health import HealthServer
+from .settings import Settings
+from .telemetry import tracer_provider
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[], Awaitable[None]]
+
+
+class Service:
+    def __init__(self, name: str, settings: Settings, router: NatsRouter) -> None:
+        self.name = name
+        self.settings = settings
+        self.source = f"{name}/{settings.instance}"
+        self.tracer_provider = tracer_provider(name, settings.instance, settings.otel_exporter)
+        self.broker = make_broker(
+            settings.nats_url, name=f"lifeline-{name}", tracer_provider=self.tracer_provider,
+            graceful_timeout=settings.graceful_timeout,
+        )
+        self.broker.include_router(router)
+        self.health = HealthServer(name, host=settings.health_host, port=settings.health_port)
+        self.health.add_check(self._bus_ready)
+        self.started_at = datetime.now(UTC)
+        self.in_flight: Callable[[], int] = lambda: 0
+        self._on_start: list[Hook] = []
+        self._on_stop: list[Hook] = []
+        self._accepting = False
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    def on_start(self, hook: Hook) -> None:
+        """Runs after the bus is connected and provisioned, before handlers take messages."""
+        self._on_start.append(hook)
+
+    def on_stop(self, hook: Hook) -> None:
+        """Runs after handlers have stopped and in-flight work has finished (close pools here)."""
+        self._on_stop.append(hook)
+
+    def _bus_ready(self) -> str | None:
+        if not self._accepting:
+            return "not accepting work (starting or stopping)"
+        try:
+            connected = self.broker.connection.is_connected
+        except Exception:  # FastStream raises IncorrectState before connect
+            connected = False
+        return None if connected else "not connected to NATS"
+
+    async def start(self, *, connect_timeout: float = 30.0) -> None:
+        await self._connect(connect_timeout)
+        js = self.broker.config.connection_state.stream
+        done = await provision(js)
+        log.debug("provisioned %s", done)
+        for hook in self._on_start:
+            await hook()
+        await self.broker.start()
+        await self.health.start()
+        self._accepting = True
+        self._heartbeat = asyncio.create_task(self._beat(), name=f"{self.name}-heartbeat")
+        log.info("%s ready: health %s, bus %s", self.source, self.health.url,
+                 self.settings.nats_url)
+
+    async def _connect(self, timeout: float) -> None:
+        # The bus may still be starting (lifeline up, compose): wait for it, then say so plainly.
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                await self.broker.connect()
+                return
+            except (NoServersError, OSError, TimeoutError) as e:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise RuntimeError(
+                        f"{self.name}: cannot reach NATS at {self.settings.nats_url}: {e}"
+                    ) from None
+                await asyncio.sleep(0.5)
+
+    async def stop(self) -> None:
+        """Stop taking work, let in-flight work finish (up to graceful_timeout), then drain."""
+        self._accepting = False
+        if self._heartbeat:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        await self.broker.stop()  # unsubscribes, waits for running handlers, drains the connection
+        for hook in reversed(self._on_stop):
+            await hook()
+        await self.health.stop()
+        self.tracer_provider.shutdown()
+
+    async def _beat(self) -> None:
+        subject = subjects.heartbeat(self.name)
+        while True:
+            beat = Heartbeat(
+                source=self.source, service=self.name, instance=self.settings.instance,
+                started_at=self.started_at, health_url=self.health.url,
+                in_flight=self.in_flight(),
+            )
+            try:
+                await self.broker.publish(beat.model_dump_json().encode(), subject)
+            except Exception as e:  # a missed beat while reconnecting is expected, not fatal
+                log.debug("heartbeat not sent: %s", e)
+            await asyncio.sleep(self.settings.heartbeat_interval)
+
+
+async def run_until_signalled(service: Service) -> None:
+    """The process main: start, serve until SIGTERM/SIGINT, stop gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await service.start()
+    await stop.wait()
+    log.info("%s stopping: finishing in-flight work", service.source)
+    await service.stop()
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
