@@ -26,6 +26,7 @@ from services.providers.base import ProviderError
 from services.providers.retry_after import parse_retry_after, rate_limit_reset
 
 _MESSAGE_CHARS = 200  # enough to recognise the cause in a log line, short enough for an event
+_SEARCHED_BYTES = 2000  # of a body that is not a known JSON shape, searched for the phrases below
 
 # Phrases (lower case) that mean "the prompt does not fit this model's window". Matched on 4xx only.
 # Sources: LiteLLM litellm/litellm_core_utils/exception_mapping_utils.py
@@ -68,6 +69,14 @@ CONTENT_POLICY_PHRASES = (
     "safety system",  # OpenAI "Your request was rejected as a result of our safety system"
 )
 
+# Phrases (lower case) of a 400 that is about the account, not the request: every request to this
+# provider fails the same way until someone pays, so the router treats it as auth. Source: Anthropic
+# errors doc (400 invalid_request_error when a spend limit or credit balance is reached).
+ACCOUNT_PHRASES = (
+    "credit balance is too low",  # Anthropic
+    "reached your specified api usage limits",  # Anthropic workspace/organisation spend limit
+)
+
 # Statuses whose meaning does not depend on the body.
 _BY_STATUS = {
     401: ErrorKind.AUTH,
@@ -97,17 +106,18 @@ def _vendor_error(body: bytes) -> tuple[str, str, str]:
     """(label, message, lower-cased text to search) from any known error shape."""
     try:
         data = json.loads(body)
-    except ValueError:  # not JSON (or not UTF-8): a proxy's page, keep its first bytes
-        text = body[:_MESSAGE_CHARS].decode("utf-8", "replace").strip()
+    except ValueError:  # not JSON (or not UTF-8): a proxy's page or a plain-text error
+        text = body[:_SEARCHED_BYTES].decode("utf-8", "replace").strip()
         return "", text, text.lower()
-    error = data.get("error", data) if isinstance(data, dict) else data
+    error = (data.get("error") or data) if isinstance(data, dict) else data
     if not isinstance(error, dict):
-        text = error if isinstance(error, str) else json.dumps(error)[:_MESSAGE_CHARS]
+        text = error if isinstance(error, str) else json.dumps(error)[:_SEARCHED_BYTES]
         return "", text, text.lower()
     inner = error.get("innererror")
     codes = [error.get("type"), error.get("code"), inner.get("code") if isinstance(inner, dict) else None]
     label = "/".join(str(code) for code in codes if code not in (None, ""))
-    message = error.get("message")
+    # "detail": FastAPI-style servers (some OpenAI-compatible proxies) put the reason there.
+    message = error.get("message") or error.get("detail")
     message = message if isinstance(message, str) else ""
     return label, message, f"{label} {message}".lower()
 
@@ -121,10 +131,19 @@ def _kind_for(status: int, haystack: str) -> ErrorKind:
             return ErrorKind.CONTEXT_TOO_LONG
         if _mentions(haystack, CONTENT_POLICY_PHRASES):
             return ErrorKind.CONTENT_POLICY
+        if _mentions(haystack, ACCOUNT_PHRASES):
+            return ErrorKind.AUTH
         return ErrorKind.BAD_REQUEST  # 400, 404 (unknown model/deployment), 422 and the rest
     # 5xx including Anthropic's 529 overloaded_error; also 1xx/3xx, which mean a proxy or a wrong
     # base_url answered instead of the vendor: try elsewhere.
     return ErrorKind.SERVER_ERROR
+
+
+def _describe(status: int, body: bytes, secret: str | None) -> tuple[ErrorKind, str]:
+    label, message, haystack = _vendor_error(body)
+    head = f"HTTP {status} {label}".rstrip()
+    text = f"{head}: {message[:_MESSAGE_CHARS]}" if message else head
+    return _kind_for(status, haystack), _redact(text, secret)
 
 
 def classify_http_error(
@@ -136,41 +155,40 @@ def classify_http_error(
     secret: str | None = None,
 ) -> ProviderError:
     """The ProviderError for a non-2xx answer. `secret` (the API key) is scrubbed from the message."""
-    label, message, haystack = _vendor_error(body)
-    kind = _kind_for(status, haystack)
+    kind, text = _describe(status, body, secret)
     retry_after = parse_retry_after(headers, now=now)
     if retry_after is None and kind is ErrorKind.RATE_LIMITED:
         retry_after = rate_limit_reset(headers, now=now)
-    head = f"HTTP {status} {label}".rstrip()
-    text = f"{head}: {message[:_MESSAGE_CHARS]}" if message else head
-    return ProviderError(kind, _redact(text, secret), status_code=status, retry_after=retry_after)
+    return ProviderError(kind, text, status_code=status, retry_after=retry_after)
 
 
-def classify_error_in_ok(
-    payload: Mapping[str, object], *, status: int, secret: str | None = None
-) -> ProviderError:
-    """Some OpenAI-compatible gateways answer 200 with an error object instead of an answer."""
-    error = payload.get("error")
+def classify_error_in_ok(error: object, *, status: int, secret: str | None = None) -> ProviderError:
+    """Some OpenAI-compatible gateways answer 200 with {"error": ...} instead of an answer."""
     code = error.get("code") if isinstance(error, dict) else None
-    # Use the embedded status when there is one, so a context error still triggers the
-    # context-window fallback; otherwise it is the vendor failing.
-    embedded = code if isinstance(code, int) and 400 <= code <= 599 else 500
-    failure = classify_http_error(embedded, {}, json.dumps(payload).encode(), now=datetime.min, secret=secret)
-    return ProviderError(
-        failure.kind, f"{status} with an error body: {failure.message}", status_code=status
-    )
+    body = json.dumps({"error": error}).encode()
+    if isinstance(code, int) and 400 <= code <= 599:  # OpenRouter-style: the real status inside
+        kind, text = _describe(code, body, secret)
+    else:
+        # Read it as a 4xx so a context or policy error still finds its fallback; anything
+        # else is the vendor failing.
+        kind, text = _describe(400, body, secret)
+        kind = ErrorKind.SERVER_ERROR if kind is ErrorKind.BAD_REQUEST else kind
+        text = text.removeprefix("HTTP 400").lstrip(" :") or "no message"
+    return ProviderError(kind, f"error body in a {status}: {text}", status_code=status)
 
 
 def malformed(what: str, *, status: int = 200) -> ProviderError:
+    """A 2xx whose body is not an answer in the vendor's wire format; `what` says what was wrong."""
     return ProviderError(ErrorKind.MALFORMED_RESPONSE, what, status_code=status)
 
 
-def classify_transport_error(exc: BaseException, *, timeout: float) -> ProviderError:
+def classify_transport_error(
+    exc: asyncio.TimeoutError | aiohttp.ClientError, *, timeout: float
+) -> ProviderError:
     """No HTTP answer: the call ran out of time, or the connection failed or was cut."""
-    # First: aiohttp's ServerTimeoutError is both a TimeoutError and a ClientConnectionError.
+    # Timeouts first: aiohttp's ServerTimeoutError is both a TimeoutError and a ClientConnectionError.
     if isinstance(exc, asyncio.TimeoutError):
         return ProviderError(ErrorKind.TIMEOUT, f"no answer within {timeout:g}s")
-    if isinstance(exc, aiohttp.ClientError):
-        # Refused, reset, disconnected, TLS or DNS failure, or a body cut short (ClientPayloadError).
-        return ProviderError(ErrorKind.CONNECTION, f"{type(exc).__name__}: {_redact(str(exc), None)[:_MESSAGE_CHARS]}")
-    raise TypeError(f"not a transport error: {type(exc).__name__}") from exc
+    # Refused, reset, disconnected, TLS or DNS failure, or a body cut short (ClientPayloadError).
+    detail = _redact(str(exc), None)[:_MESSAGE_CHARS]
+    return ProviderError(ErrorKind.CONNECTION, f"{type(exc).__name__}: {detail}".rstrip(": "))

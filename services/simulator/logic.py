@@ -90,9 +90,8 @@ def reply_text(vendor: str, model: str, messages: Sequence[Mapping[str, Any]]) -
     last_user = next((text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
     question = " ".join(last_user.split())  # one line, however the prompt was laid out
     quoted = _cut_after_tokens(question, ECHO_MAX_TOKENS)
-    if quoted != question:
-        quoted += "..."
-    return f"[{vendor}/{model}] You asked: {quoted.rstrip(' .?!')}. This is a simulated answer."
+    ellipsis = "..." if quoted != question else ""
+    return f"[{vendor}/{model}] You asked: {quoted.rstrip(' .?!')}{ellipsis}. This is a simulated answer."
 
 
 def answer(vendor: str, request: ChatRequest) -> Answer:
@@ -175,6 +174,9 @@ class Vendor:
     def context_window(self) -> int:
         return self.settings.context_window or DEFAULT_CONTEXT_WINDOW[self.format]
 
+    def reset_counters(self) -> None:
+        self.counters = Counters()
+
     def reset(self) -> None:
         """Back to ok, counters to zero and the random stream to its start: a repeatable run."""
         self.settings = FaultSettings()
@@ -185,6 +187,7 @@ class Vendor:
     def describe(self, now: float) -> dict[str, Any]:
         s = self.settings_at(now)
         return {
+            "name": self.name,
             "format": self.format,
             "mode": s.mode,
             "latency_ms": s.latency_ms,

@@ -14,7 +14,7 @@ from services.simulator.wire import Failure
 
 CHAT_PATH = "/v1/chat/completions"
 REQUEST_ID_HEADER = "x-request-id"
-DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini")
+DEFAULT_MODELS = ("gpt-5.4-mini", "gpt-5.4", "gpt-4o-mini")
 _MODELS_CREATED = 1_715_367_049  # a fixed date: the list is the same on every call
 _NOT_JSON = (
     "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
@@ -133,7 +133,7 @@ def garbage(stream: bool) -> tuple[str, bytes]:
     """Valid JSON that is not a chat completion (no id, no choices): a malformed answer."""
     payload = json.dumps({"unexpected": True, "simulated": "garbage"})
     if stream:
-        return "text/event-stream; charset=utf-8", f"data: {payload}\n\ndata: [DONE]\n\n".encode()
+        return "text/event-stream", f"data: {payload}\n\ndata: [DONE]\n\n".encode()
     return "application/json", payload.encode()
 
 

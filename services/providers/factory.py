@@ -1,0 +1,24 @@
+"""The one place that turns a provider's configuration into its adapter."""
+
+from collections.abc import Callable
+
+from services.providers.anthropic import AnthropicProvider
+from services.providers.base import Provider, ProviderKind, ProviderSpec
+from services.providers.openai import OpenAIProvider
+
+# Azure OpenAI is kind "openai" (or "openai_compatible") with an *.openai.azure.com base_url.
+_ADAPTERS: dict[ProviderKind, Callable[[ProviderSpec], Provider]] = {
+    "openai": OpenAIProvider,
+    "openai_compatible": OpenAIProvider,
+    "anthropic": AnthropicProvider,
+}
+
+
+def make_provider(spec: ProviderSpec) -> Provider:
+    """The adapter for `spec.kind`. Nothing connects until the first call."""
+    try:
+        adapter = _ADAPTERS[spec.kind]
+    except KeyError:
+        known = ", ".join(sorted(_ADAPTERS))
+        raise ValueError(f"provider {spec.name!r}: unknown kind {spec.kind!r} (known: {known})") from None
+    return adapter(spec)
