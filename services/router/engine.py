@@ -12,8 +12,14 @@ from services.runtime.config import LifelineConfig
 
 from . import logic
 
-# Errors that are the caller's fault: trying another vendor would fail the same way.
-CALLER_ERRORS = frozenset({ErrorKind.BAD_REQUEST})
+
+def callers_fault(e: ProviderError) -> bool:
+    """A request every vendor would refuse (400, 422): answer it, do not try the next member.
+
+    A 404 is also `bad_request` in the taxonomy, but it means this vendor lacks the model or the
+    deployment; another member of the chain may well have it.
+    """
+    return e.kind is ErrorKind.BAD_REQUEST and e.status_code != 404
 
 
 @dataclass
@@ -72,7 +78,7 @@ class Engine:
                     provider=member.provider, model=member.model, outcome=e.kind,
                     latency_ms=_ms(self.clock() - t0), error=e.message))
                 outcome.status_codes.append(e.status_code)
-                if e.kind in CALLER_ERRORS:
+                if callers_fault(e):
                     outcome.result.error = ResultError(kind=e.kind, message=e.message)
                     break
                 continue

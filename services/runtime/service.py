@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from faststream.nats import NatsRouter
+from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
 from nats.errors import NoServersError
 
 from schemas import subjects
@@ -45,6 +47,10 @@ class Service:
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
         self._accepting = False
+        self._stopped = False
+        # Set once this instance takes no new messages (its subscriptions drained) while it may
+        # still be finishing work it had taken.
+        self.intake_closed = asyncio.Event()
         self._heartbeat: asyncio.Task[None] | None = None
 
     def on_start(self, hook: Hook) -> None:
@@ -93,16 +99,51 @@ class Service:
                 await asyncio.sleep(0.5)
 
     async def stop(self) -> None:
-        """Stop taking work, let in-flight work finish (up to graceful_timeout), then drain."""
+        """Stop taking work, let in-flight work finish (up to graceful_timeout), then close.
+
+        Safe to call twice; the second call does nothing.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
         self._accepting = False
         if self._heartbeat:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)
-        await self.broker.stop()  # unsubscribes, waits for running handlers, drains the connection
+        await self._drain_intake()
+        await self.broker.stop()  # unsubscribes the rest, waits for running handlers, closes
         for hook in reversed(self._on_stop):
             await hook()
         await self.health.stop()
         self.tracer_provider.shutdown()
+
+    async def _drain_intake(self) -> None:
+        """Hand new work to the other instances, then finish every message already taken.
+
+        FastStream's own stop marks the subscriber stopped *before* unsubscribing, and a message
+        that reaches a stopped subscriber is dropped without a reply. So we go first: drain each
+        subscription (UNSUB, then process what the server already sent; a queue group routes new
+        requests to the other members), and wait until the buffered and running handlers are done.
+        JetStream messages not yet acked are redelivered by the server, so they are handed back.
+        """
+        timeout = self.settings.graceful_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        subscribers = list(self.broker.subscribers)
+        for sub in subscribers:
+            nats_sub = getattr(sub, "subscription", None)
+            if isinstance(nats_sub, Subscription):
+                try:
+                    await asyncio.wait_for(nats_sub.drain(), max(0.1, deadline - loop.time()))
+                except (TimeoutError, NatsError) as e:
+                    log.warning("%s: draining %s: %r", self.source, nats_sub.subject, e)
+                sub.subscription = None
+        self.intake_closed.set()
+        while loop.time() < deadline and (self.in_flight() or any(map(_busy, subscribers))):
+            await asyncio.sleep(0.01)
+        if self.in_flight():
+            log.warning("%s: %d requests still running after %.0fs", self.source,
+                        self.in_flight(), timeout)
 
     async def _beat(self) -> None:
         subject = subjects.heartbeat(self.name)
@@ -117,6 +158,14 @@ class Service:
             except Exception as e:  # a missed beat while reconnecting is expected, not fatal
                 log.debug("heartbeat not sent: %s", e)
             await asyncio.sleep(self.settings.heartbeat_interval)
+
+
+def _busy(subscriber: object) -> bool:
+    """Messages taken but not yet finished: buffered for a worker, or in a handler."""
+    stream = getattr(subscriber, "receive_stream", None)
+    buffered = stream.statistics().current_buffer_used if stream is not None else 0
+    lock = getattr(subscriber, "lock", None)
+    return bool(buffered or getattr(lock, "qsize", 0))
 
 
 async def run_until_signalled(service: Service) -> None:

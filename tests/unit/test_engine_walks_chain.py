@@ -78,6 +78,14 @@ async def test_bad_request_is_the_callers_fault_and_not_retried_elsewhere():
     assert b.calls == []
 
 
+async def test_a_model_missing_at_one_vendor_fails_over_rather_than_blaming_the_caller():
+    a = FakeVendor("a", ProviderError(ErrorKind.BAD_REQUEST, "model not found", status_code=404))
+    b = FakeVendor("b")
+    out = await Engine(CONFIG, {"a": a, "b": b, "c": FakeVendor("c")}).complete(request())
+    assert (out.result.status, out.result.provider, out.result.fallback_depth) == ("ok", "b", 1)
+    assert out.status_codes == [404, 200]
+
+
 async def test_every_member_failing_is_an_exhausted_error_listing_each_attempt():
     err = ProviderError(ErrorKind.SERVER_ERROR, "down")
     vendors = {n: FakeVendor(n, err) for n in "abc"}

@@ -1,0 +1,69 @@
+"""In-process mesh parts on a real bus: the vendor simulator on a real socket, router instances."""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from services.router.app import build_app as build_router
+from services.router.settings import RouterSettings
+from services.runtime.config import LifelineConfig, load_config
+from services.runtime.natsd import NatsServer
+from services.runtime.service import Service
+from services.simulator.app import build_app as build_simulator
+from services.simulator.server import RunningSimulator, running
+
+SHIPPED_CONFIG = Path(__file__).parents[2] / "lifeline.yaml"
+
+
+def fast_config(attempt_timeout_ms: int = 400, deadline_ms: int = 3000) -> LifelineConfig:
+    """The shipped lifeline.yaml with timeouts short enough for tests."""
+    config = load_config(SHIPPED_CONFIG)
+    chat = config.routes["chat"].model_copy(
+        update={"attempt_timeout_ms": attempt_timeout_ms, "deadline_ms": deadline_ms})
+    return config.model_copy(update={"routes": {**config.routes, "chat": chat}})
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[RunningSimulator]:
+    async with running(build_simulator()) as sim:
+        yield sim
+
+
+async def set_mode(sim: RunningSimulator, vendor: str, mode: str, **settings: object) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.put(f"{sim.url}/_sim/vendors/{vendor}", json={"mode": mode, **settings}) as r:
+            assert r.status == 200, await r.text()
+
+
+async def requests_served(sim: RunningSimulator, vendor: str) -> int:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{sim.url}/_sim/vendors/{vendor}") as r:
+            return (await r.json())["requests"]["total"]
+
+
+StartRouter = Callable[..., Awaitable[Service]]
+
+
+@pytest.fixture
+async def start_router(
+    nats_server: NatsServer, simulator: RunningSimulator
+) -> AsyncIterator[StartRouter]:
+    """Start router instances (stopped at teardown if the test did not stop them)."""
+    started: list[Service] = []
+
+    async def start(instance: str = "router-1", config: LifelineConfig | None = None,
+                    **settings: object) -> Service:
+        service = build_router(
+            RouterSettings(nats_url=nats_server.url, simulator_url=simulator.url,
+                           instance=instance, heartbeat_interval=0.2, **settings),
+            config=config or fast_config(),
+        )
+        await service.start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        await service.stop()
