@@ -18,12 +18,17 @@ class CliError(Exception):
     """Something the operator can act on; printed without a traceback."""
 
 
+async def _quiet(error: Exception) -> None:
+    """nats-py logs every failed connect with a traceback; the CLI says it once, plainly."""
+
+
 async def _connect(url: str) -> nats.NATS:
+    # max_reconnect_attempts must be positive: nats-py reads 0 as "retry for ever".
     try:
-        return await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0,
-                                  allow_reconnect=False)
-    except (NoServersError, OSError) as e:
-        raise CliError(f"cannot reach NATS at {url} ({e}); is the mesh up? (make run)") from None
+        return await nats.connect(url, connect_timeout=2, max_reconnect_attempts=1,
+                                  reconnect_time_wait=0.2, allow_reconnect=False, error_cb=_quiet)
+    except (NoServersError, OSError):
+        raise CliError(f"cannot reach NATS at {url}; is the mesh up? (make run)") from None
 
 
 async def ask(url: str, request: dict[str, Any], *, timeout: float) -> dict[str, Any]:

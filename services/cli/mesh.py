@@ -27,6 +27,7 @@ class Child:
     proc: subprocess.Popen[bytes]
     health_url: str | None
     log: Path
+    ready_path: str = "/readyz"
 
 
 @dataclass
@@ -53,7 +54,7 @@ class Mesh:
                 [sys.executable, "-m", "services.simulator", "--port", str(self.simulator_port)],
                 stdout=out, stderr=subprocess.STDOUT, env=self._env({}),
             )
-        child = Child("simulator", proc, self.simulator_url, log)
+        child = Child("simulator", proc, self.simulator_url, log, ready_path="/healthz")
         self.children["simulator"] = child
         _wait_http(f"{self.simulator_url}/healthz", proc, log, timeout)
         return child
@@ -77,7 +78,7 @@ class Mesh:
     def wait_ready(self, names: list[str] | None = None, *, timeout: float = 30.0) -> None:
         for name in names or list(self.children):
             child = self.children[name]
-            _wait_http(f"{child.health_url}/readyz", child.proc, child.log, timeout)
+            _wait_http(f"{child.health_url}{child.ready_path}", child.proc, child.log, timeout)
 
     def signal(self, name: str, sig: signal.Signals) -> None:
         self.children[name].proc.send_signal(sig)

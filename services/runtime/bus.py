@@ -11,6 +11,10 @@ from opentelemetry.trace import TracerProvider
 
 from schemas.streams import BUCKETS, STREAMS, BucketSpec, StreamSpec
 
+from . import natsfix
+
+natsfix.apply()
+
 log = logging.getLogger(__name__)
 
 MSG_ID = "Nats-Msg-Id"

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from faststream.nats import NatsRouter
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
-from nats.errors import NoServersError
 
 from schemas import subjects
 from schemas.events import Heartbeat
@@ -78,6 +77,8 @@ class Service:
         for hook in self._on_start:
             await hook()
         await self.broker.start()
+        # A round trip, so the server has every subscription before we call ourselves ready.
+        await self.broker.connection.flush()
         await self.health.start()
         self._accepting = True
         self._heartbeat = asyncio.create_task(self._beat(), name=f"{self.name}-heartbeat")
@@ -85,18 +86,14 @@ class Service:
                  self.settings.nats_url)
 
     async def _connect(self, timeout: float) -> None:
-        # The bus may still be starting (lifeline up, compose): wait for it, then say so plainly.
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            try:
-                await self.broker.connect()
-                return
-            except (NoServersError, OSError, TimeoutError) as e:
-                if asyncio.get_running_loop().time() > deadline:
-                    raise RuntimeError(
-                        f"{self.name}: cannot reach NATS at {self.settings.nats_url}: {e}"
-                    ) from None
-                await asyncio.sleep(0.5)
+        # The broker retries for ever (the bus may still be starting under `lifeline up` or
+        # compose); past `timeout` we give up and say so plainly instead of hanging unseen.
+        try:
+            await asyncio.wait_for(self.broker.connect(), timeout)
+        except TimeoutError:
+            raise RuntimeError(
+                f"{self.name}: cannot reach NATS at {self.settings.nats_url} within {timeout:g}s"
+            ) from None
 
     async def stop(self) -> None:
         """Stop taking work, let in-flight work finish (up to graceful_timeout), then close.
