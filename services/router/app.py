@@ -48,7 +48,8 @@ def build_app(
 
     @router.subscriber(subjects.LLM_COMPLETE, queue=QUEUE_GROUP,
                        max_workers=settings.max_in_flight,
-                       description="request-reply: a CompletionRequest answered by a CompletionResult")
+                       description="request-reply: a CompletionRequest answered by a CompletionResult",
+                       include_in_schema=False)  # raw bytes in: schemas/asyncapi.py documents it
     async def complete(msg: NatsMessage) -> bytes:
         parsed = logic.parse_request(msg.body)
         if not isinstance(parsed, CompletionRequest):

@@ -38,6 +38,11 @@ class Service:
             settings.nats_url, name=f"lifeline-{name}", tracer_provider=self.tracer_provider,
             graceful_timeout=settings.graceful_timeout,
         )
+        self.router = router  # also read by schemas/asyncapi.py to document the handlers
+        self._heartbeat_pub = router.publisher(
+            subjects.heartbeat(name), schema=Heartbeat,
+            description=f"every {settings.heartbeat_interval:g}s per {name} instance: alive, "
+                        "where its health endpoint is, how much work it holds")
         self.broker.include_router(router)
         self.health = HealthServer(name, host=settings.health_host, port=settings.health_port)
         self.health.add_check(self._bus_ready)
@@ -143,7 +148,6 @@ class Service:
                         self.in_flight(), timeout)
 
     async def _beat(self) -> None:
-        subject = subjects.heartbeat(self.name)
         while True:
             beat = Heartbeat(
                 source=self.source, service=self.name, instance=self.settings.instance,
@@ -151,7 +155,7 @@ class Service:
                 in_flight=self.in_flight(),
             )
             try:
-                await self.broker.publish(beat.model_dump_json().encode(), subject)
+                await self._heartbeat_pub.publish(beat.model_dump_json().encode())
             except Exception as e:  # a missed beat while reconnecting is expected, not fatal
                 log.debug("heartbeat not sent: %s", e)
             await asyncio.sleep(self.settings.heartbeat_interval)
