@@ -34,5 +34,9 @@ test-e2e: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/faststream docs gen schemas.asyncapi:app --yaml --out schemas/asyncapi.yaml
 
+# Hot paths beside the official SDKs and a direct call, in one run (BENCH_N=1000 calls each).
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
 clean:
 	rm -rf $(VENV) .lifeline .pytest_cache

@@ -57,12 +57,14 @@ def ask(
     if as_json:
         _print_json(result)
     elif result["status"] == "ok":
-        console.print(result["content"], highlight=False)
+        # An answer is the model's text: never read it as rich markup ("[openai/...]" vanished).
+        console.print(result["content"], markup=False, highlight=False)
         console.print(f"[dim]tier {result['tier']} · {result['provider']}/{result['model']} · "
                       f"fallback depth {result['fallback_depth']} · {result['latency_ms']:.0f} ms · "
                       f"${result['cost_usd']:.6f}[/dim]")
     else:
-        console.print(f"[red]{result['status']}:[/red] {result.get('error')}", highlight=False)
+        console.print(f"{result['status']}: {result.get('error')}", style="red", markup=False,
+                      highlight=False)
     if result["status"] == "error":
         raise typer.Exit(1)
 

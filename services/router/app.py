@@ -13,7 +13,7 @@ from schemas.events import LlmAttempt, LlmCompleted
 from schemas.streams import LLM_EVENTS
 from services.providers import make_provider
 from services.providers.base import Provider
-from services.runtime.bus import MSG_ID
+from services.runtime.bus import publish_events
 from services.runtime.config import LifelineConfig, load_config
 from services.runtime.service import Service
 
@@ -41,10 +41,11 @@ def build_app(
     service = Service("router", settings, router)
     service.in_flight = lambda: engine.in_flight
 
-    attempt_pub = router.publisher(subjects.LLM_ATTEMPT, stream=LLM_EVENTS.name, schema=LlmAttempt,
-                                   description="one call to one provider/model")
-    completed_pub = router.publisher(subjects.LLM_COMPLETED, stream=LLM_EVENTS.name,
-                                     schema=LlmCompleted, description="one finished request")
+    # Declared for the AsyncAPI document; sent by runtime.bus.publish_events (the fast path).
+    router.publisher(subjects.LLM_ATTEMPT, stream=LLM_EVENTS.name, schema=LlmAttempt,
+                     description="one call to one provider/model")
+    router.publisher(subjects.LLM_COMPLETED, stream=LLM_EVENTS.name, schema=LlmCompleted,
+                     description="one finished request")
 
     @router.subscriber(subjects.LLM_COMPLETE, queue=QUEUE_GROUP,
                        max_workers=settings.max_in_flight,
@@ -61,13 +62,14 @@ def build_app(
         return outcome.result.model_dump_json().encode()
 
     async def _publish_events(request: CompletionRequest, outcome: Outcome) -> None:
+        # Stored before the caller is answered: every answered request is in the ledger and the
+        # history (a crash in between makes the caller retry; the message ids dedupe it).
         result = outcome.result
         events = [
-            attempt_pub.publish(
-                LlmAttempt(source=service.source, request_id=request.request_id, route=request.route,
-                           attempt_no=i, status_code=code, **a.model_dump()).model_dump_json().encode(),
-                headers={MSG_ID: f"{request.request_id}.{i}"},
-            )
+            (subjects.LLM_ATTEMPT,
+             LlmAttempt(source=service.source, request_id=request.request_id, route=request.route,
+                        attempt_no=i, status_code=code, **a.model_dump()).model_dump_json().encode(),
+             f"{request.request_id}.{i}")
             for i, (a, code) in enumerate(zip(outcome.attempts, outcome.status_codes, strict=True))
         ]
         completed = LlmCompleted(
@@ -79,13 +81,13 @@ def build_app(
             content=result.content, error_kind=result.error.kind if result.error else None,
             attempts=len(outcome.attempts), metadata=request.metadata,
         )
-        events.append(completed_pub.publish(completed.model_dump_json().encode(),
-                                            headers={MSG_ID: request.request_id}))
-        # Concurrently: one JetStream round trip, not one per event. A lost event is logged,
-        # never allowed to cost the caller the answer it already has.
-        for failure in await asyncio.gather(*events, return_exceptions=True):
-            if isinstance(failure, BaseException):
-                log.warning("event for %s not stored: %r", request.request_id, failure)
+        events.append((subjects.LLM_COMPLETED, completed.model_dump_json().encode(),
+                       request.request_id))
+        js = service.broker.config.connection_state.stream
+        # A lost event is logged, never allowed to cost the caller the answer it already has.
+        for (subject, _, _), failure in zip(events, await publish_events(js, events), strict=True):
+            if failure is not None:
+                log.warning("%s for %s not stored: %r", subject, request.request_id, failure)
 
     async def close_providers() -> None:
         await asyncio.gather(*(p.aclose() for p in providers.values()))

@@ -1,5 +1,6 @@
 """The bus: one configured broker per service, and idempotent JetStream provisioning."""
 
+import asyncio
 import logging
 
 from faststream.nats import NatsBroker
@@ -7,6 +8,7 @@ from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
+from opentelemetry import propagate
 from opentelemetry.trace import TracerProvider
 
 from schemas.streams import BUCKETS, STREAMS, BucketSpec, StreamSpec
@@ -103,3 +105,23 @@ async def provision(js: JetStreamContext, *, replicas: int = 1) -> dict[str, str
     for bucket in BUCKETS:
         done[f"KV_{bucket.name}"] = await ensure_bucket(js, bucket, replicas=replicas)
     return done
+
+
+async def publish_events(
+    js: JetStreamContext, events: list[tuple[str, bytes, str]], *, timeout: float = 5.0,
+) -> list[BaseException | None]:
+    """Stores (subject, payload, message id) events in JetStream; one round trip for all of them.
+
+    Straight through nats-py rather than FastStream's publisher pipeline, which cost about
+    0.5 ms of CPU per event on the router's hot path (`make bench`). The message id makes a
+    retried publish a no-op within the stream's duplicate window; the current trace context
+    travels in the headers. Returns, per event, None when stored or the error.
+    """
+    futures = []
+    for subject, payload, msg_id in events:
+        headers = {MSG_ID: msg_id}
+        propagate.inject(headers)
+        futures.append(await js.publish_async(subject, payload, headers=headers))
+    done = await asyncio.gather(*(asyncio.wait_for(f, timeout) for f in futures),
+                                return_exceptions=True)
+    return [d if isinstance(d, BaseException) else None for d in done]

@@ -3,13 +3,20 @@
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 
 
 def tracer_provider(service: str, instance: str, exporter: str) -> TracerProvider:
-    """One provider per service process. `exporter`: none | console | otlp."""
+    """One provider per service process. `exporter`: none | console | otlp.
+
+    With no exporter, a trace this process starts is not sampled: its spans are not recorded
+    (measured: recording cost the router ~1.6 ms of CPU per request, most of its budget), yet
+    trace context still travels in NATS headers, and a caller's sampled trace is recorded.
+    """
     provider = TracerProvider(
         resource=Resource.create({"service.name": f"lifeline-{service}",
-                                  "service.instance.id": instance})
+                                  "service.instance.id": instance}),
+        sampler=ParentBased(ALWAYS_OFF if exporter == "none" else ALWAYS_ON),
     )
     if exporter == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))

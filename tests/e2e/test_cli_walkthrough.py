@@ -84,6 +84,10 @@ def test_up_ask_chaos_status_and_ctrl_c(up: Up, walkthrough_env: dict[str, str])
     result = ask_json(env)
     assert (result["status"], result["tier"], result["provider"], result["fallback_depth"]) == (
         "ok", "full", "openai", 0)
+    plain = lifeline(env, "ask", QUESTION)
+    assert plain.returncode == 0
+    assert "[openai/gpt-4o-mini] You asked: What is your refund policy" in plain.stdout
+    assert "tier full · openai/gpt-4o-mini · fallback depth 0" in plain.stdout
 
     for mode, extra in [("down", []), ("refuse", []), ("slow", ["--latency-ms", "3000"]),
                         ("garbage", [])]:

@@ -1,0 +1,177 @@
+"""`make bench`: Lifeline's hot paths beside what users would otherwise pick, in one run.
+
+1. Provider call overhead: our aiohttp adapters vs the official `openai` / `anthropic` SDKs,
+   sequential calls to the simulator (in its own process, so only client CPU is counted).
+2. The router path: a request over NATS through a router process to the simulator, vs calling
+   the simulator directly with our adapter; sequential latency, then throughput at concurrency.
+
+Every loop is bounded in count (BENCH_N, default 1000) and each section in time (60 s).
+"""
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import anthropic
+import nats
+import openai
+from rich.console import Console
+from rich.table import Table
+
+from services.cli.mesh import Mesh
+from services.providers import make_provider
+from services.providers.base import ChatCall, ProviderSpec
+from services.runtime.natsd import NatsServer, free_port
+
+N = int(os.environ.get("BENCH_N", "1000"))
+CONCURRENCY = 50
+SECTION_LIMIT_S = 60.0
+MESSAGES = [{"role": "user", "content": "What is your refund policy?"}]
+console = Console()
+
+
+def process_cpu_s(pid: int) -> float:
+    """utime + stime of another process (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def with_server_cpu(pid: int, run: Awaitable[dict]) -> dict:
+    """Adds the CPU another process (the router) spent per call while `run` ran."""
+    before = process_cpu_s(pid)
+    row = await run
+    row["server_cpu_ms"] = (process_cpu_s(pid) - before) / row["n"] * 1000
+    return row
+
+
+async def measure(name: str, call: Callable[[], Awaitable[object]], n: int = N) -> dict:
+    for _ in range(min(50, n)):  # warm pools and caches
+        await call()
+    latencies = []
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for _ in range(n):
+        t = time.perf_counter()
+        await call()
+        latencies.append(time.perf_counter() - t)
+        if time.perf_counter() - wall0 > SECTION_LIMIT_S:
+            break
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    done = len(latencies)
+    q = statistics.quantiles(latencies, n=100)
+    return {"name": name, "n": done, "cpu_ms": cpu / done * 1000, "p50_ms": q[49] * 1000,
+            "p99_ms": q[98] * 1000, "rps": done / wall}
+
+
+async def throughput(name: str, call: Callable[[], Awaitable[object]], n: int = N) -> dict:
+    slots = asyncio.Semaphore(CONCURRENCY)
+
+    async def one() -> None:
+        async with slots:
+            await call()
+
+    t0 = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(one() for _ in range(n))), SECTION_LIMIT_S)
+    wall = time.perf_counter() - t0
+    return {"name": name, "n": n, "cpu_ms": None, "p50_ms": None, "p99_ms": None, "rps": n / wall}
+
+
+def start_simulator(port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, "-m", "services.simulator", "--port", str(port)],
+                            stdout=subprocess.PIPE)
+    assert proc.stdout and proc.stdout.readline().startswith(b"simulator listening")
+    return proc
+
+
+async def provider_overhead(sim: str) -> list[dict]:
+    ours_oa = make_provider(ProviderSpec(name="openai", kind="openai", base_url=f"{sim}/openai/v1", api_key="k"))
+    ours_an = make_provider(ProviderSpec(name="anthropic", kind="anthropic", base_url=f"{sim}/anthropic", api_key="k"))
+    sdk_oa = openai.AsyncOpenAI(base_url=f"{sim}/openai/v1", api_key="k", max_retries=0)
+    sdk_an = anthropic.AsyncAnthropic(base_url=f"{sim}/anthropic", api_key="k", max_retries=0)
+    oa_call = ChatCall(model="gpt-4o-mini", messages=MESSAGES, max_tokens=64)
+    an_call = ChatCall(model="claude-haiku-4-5", messages=MESSAGES, max_tokens=64)
+    try:
+        return [
+            await measure("lifeline OpenAIProvider (aiohttp)", lambda: ours_oa.complete(oa_call, timeout=10)),
+            await measure("openai.AsyncOpenAI (official SDK)", lambda: sdk_oa.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, max_tokens=64)),
+            await measure("lifeline AnthropicProvider (aiohttp)", lambda: ours_an.complete(an_call, timeout=10)),
+            await measure("anthropic.AsyncAnthropic (official SDK)", lambda: sdk_an.messages.create(
+                model="claude-haiku-4-5", messages=MESSAGES, max_tokens=64)),
+        ]
+    finally:
+        await ours_oa.aclose()
+        await ours_an.aclose()
+        await sdk_oa.close()
+        await sdk_an.close()
+
+
+async def router_path(sim_port: int, home: Path) -> list[dict]:
+    with NatsServer(home / "nats") as bus:
+        mesh = Mesh(nats_url=bus.url, home=home, simulator_port=sim_port,
+                    env={"LIFELINE_LOG_LEVEL": "WARNING"})
+        mesh.start_service("router")
+        mesh.wait_ready()
+        nc = await nats.connect(bus.url)
+        direct = make_provider(ProviderSpec(name="openai", kind="openai",
+                                            base_url=f"http://127.0.0.1:{sim_port}/openai/v1", api_key="k"))
+        body = json.dumps({"messages": MESSAGES, "max_tokens": 64}).encode()
+        call = ChatCall(model="gpt-4o-mini", messages=MESSAGES, max_tokens=64)
+
+        async def via_router() -> None:
+            reply = await nc.request("llm.complete", body, timeout=10)
+            assert b'"status":"ok"' in reply.data, reply.data[:200]
+
+        pid = mesh.children["router"].proc.pid
+        try:
+            return [
+                await measure("direct: adapter -> simulator", lambda: direct.complete(call, timeout=10)),
+                await with_server_cpu(pid, measure("lifeline: NATS -> router -> simulator", via_router)),
+                await throughput(f"direct, {CONCURRENCY} at a time", lambda: direct.complete(call, timeout=10)),
+                await with_server_cpu(pid, throughput(f"lifeline router, {CONCURRENCY} at a time", via_router)),
+            ]
+        finally:
+            await direct.aclose()
+            await nc.close()
+            mesh.stop_all()
+
+
+def show(title: str, rows: list[dict]) -> None:
+    table = Table(title=title)
+    cols = ["client", "calls", "client CPU ms/call", "p50 ms", "p99 ms", "calls/s"]
+    with_server = any("server_cpu_ms" in r for r in rows)
+    if with_server:
+        cols.insert(3, "router CPU ms/call")
+    for col in cols:
+        table.add_column(col, justify="right" if col != "client" else "left")
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    for r in rows:
+        cells = [r["name"], str(r["n"]), fmt(r["cpu_ms"]), fmt(r["p50_ms"]), fmt(r["p99_ms"]),
+                 f"{r['rps']:.0f}"]
+        if with_server:
+            cells.insert(3, fmt(r.get("server_cpu_ms")))
+        table.add_row(*cells)
+    console.print(table)
+
+
+async def main() -> None:
+    port = free_port()
+    sim = start_simulator(port)
+    try:
+        show("Provider call overhead (sequential, simulator in its own process)",
+             await provider_overhead(f"http://127.0.0.1:{port}"))
+        with tempfile.TemporaryDirectory() as home:
+            show("The router path", await router_path(port, Path(home)))
+    finally:
+        sim.terminate()
+        sim.wait(10)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
