@@ -4,16 +4,19 @@ import asyncio
 import logging
 import os
 from collections.abc import Mapping
+from typing import TypeVar
 
 from faststream.nats import NatsMessage, NatsRouter
+from pydantic import BaseModel, ValidationError
 
 from schemas import subjects
 from schemas.completion import CompletionRequest, CompletionResult
 from schemas.events import LlmAttempt, LlmCompleted
-from schemas.streams import LLM_EVENTS
+from schemas.control import KILLSWITCH_KEY, Killswitch, ProviderHealth
+from schemas.streams import CONTROL, LLM_EVENTS, PROVIDER_HEALTH
 from services.providers import make_provider
 from services.providers.base import Provider
-from services.runtime.bus import publish_events
+from services.runtime.bus import publish_events, watch_bucket
 from services.runtime.config import LifelineConfig, load_config
 from services.runtime.service import Service
 
@@ -24,6 +27,7 @@ from .settings import RouterSettings
 log = logging.getLogger(__name__)
 
 QUEUE_GROUP = "router"
+M = TypeVar("M", bound=BaseModel)
 
 
 def build_app(
@@ -89,8 +93,52 @@ def build_app(
             if failure is not None:
                 log.warning("%s for %s not stored: %r", subject, request.request_id, failure)
 
+    def on_control(key: str, value: bytes | None) -> None:
+        if key != KILLSWITCH_KEY:
+            return
+        switch = _parsed(Killswitch, key, value)
+        engaged = switch is not None and switch.engaged
+        engine.killswitch = (switch.reason or "engaged") if engaged else None
+        log.warning("kill switch %s%s", "ENGAGED: " if engaged else "released",
+                    engine.killswitch or "")
+
+    def on_health(provider: str, value: bytes | None) -> None:
+        health = _parsed(ProviderHealth, provider, value)
+        avail = engine.availability
+        if health is not None and health.state == "down":
+            avail.down[provider] = health.reason or "down"
+        else:  # up, degraded (still called) or the key deleted
+            avail.down.pop(provider, None)
+            if health is not None and health.state == "up":
+                avail.revoked.pop(provider, None)  # the monitor saw its key work again
+
+    watchers: list[asyncio.Task[None]] = []
+
+    async def start_watching() -> None:
+        js = service.broker.config.connection_state.stream
+        watchers.append(asyncio.create_task(watch_bucket(js, CONTROL.name, on_control)))
+        watchers.append(asyncio.create_task(watch_bucket(js, PROVIDER_HEALTH.name, on_health)))
+
+    async def stop_watching() -> None:
+        for task in watchers:
+            task.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+
+    service.on_start(start_watching)
+    service.on_stop(stop_watching)
+
     async def close_providers() -> None:
         await asyncio.gather(*(p.aclose() for p in providers.values()))
 
     service.on_stop(close_providers)
     return service
+
+
+def _parsed(model: type[M], key: str, value: bytes | None) -> M | None:
+    if value is None:
+        return None
+    try:
+        return model.model_validate_json(value)
+    except ValidationError as e:  # a bad value must not stop the watch: say so and ignore it
+        log.error("ignoring %s = %r: %s", key, value[:200], e)
+        return None

@@ -5,7 +5,9 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from schemas.completion import CompletionRequest, ErrorKind, ResultError, Tier, Usage
+from schemas.completion import (
+    CompletionRequest, CompletionResult, ErrorKind, ResultError, Tier, Usage,
+)
 from services.runtime.config import LifelineConfig, ModelConfig
 
 
@@ -16,6 +18,11 @@ class Member:
     prices: ModelConfig
     region: str
     depth: int  # position in the route's chain; 0 = primary
+
+    @property
+    def key(self) -> str:
+        """provider/model: what a circuit breaker guards."""
+        return f"{self.provider}/{self.model}"
 
 
 def parse_request(raw: bytes) -> CompletionRequest | ResultError:
@@ -47,8 +54,12 @@ def request_id_of(raw: bytes) -> str | None:
     return rid if isinstance(rid, str) and rid else None
 
 
-def plan(config: LifelineConfig, route: str) -> list[Member] | ResultError:
-    """The route's chain in order (strategy `priority`; smarter strategies come later)."""
+def plan(config: LifelineConfig, route: str, region: str | None = None) -> list[Member] | ResultError:
+    """The route's chain in order (strategy `priority`; smarter strategies come later).
+
+    A request with a region is only ever planned onto members in that region: data residency
+    holds during failover too, and no member there means an error, never a crossing.
+    """
     spec = config.routes.get(route)
     if spec is None:
         return ResultError(kind=ErrorKind.NO_ROUTE,
@@ -57,9 +68,19 @@ def plan(config: LifelineConfig, route: str) -> list[Member] | ResultError:
     for depth, entry in enumerate(spec.chain):
         provider, model = entry.split("/", 1)
         p = config.providers[provider]
+        if region is not None and p.region != region:
+            continue
         members.append(Member(provider=provider, model=model, prices=p.models[model],
                               region=p.region, depth=depth))
+    if not members:
+        return ResultError(kind=ErrorKind.NO_ROUTE,
+                           message=f"route {route!r} has no member in region {region!r}")
     return members
+
+
+def maintenance(request_id: str, message: str) -> CompletionResult:
+    """Tier 4: an answer, not an error, when no model may be called (the kill switch)."""
+    return CompletionResult(request_id=request_id, status="ok", content=message, tier="emergency")
 
 
 def cost_usd(prices: ModelConfig, usage: Usage) -> float:

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
@@ -125,3 +126,24 @@ async def publish_events(
     done = await asyncio.gather(*(asyncio.wait_for(f, timeout) for f in futures),
                                 return_exceptions=True)
     return [d if isinstance(d, BaseException) else None for d in done]
+
+
+async def watch_bucket(
+    js: JetStreamContext, bucket: str, on_change: Callable[[str, bytes | None], None],
+) -> None:
+    """Calls on_change(key, value) for every key now in `bucket` and every change after (value
+    None when deleted), until cancelled. Survives the bus going away: it watches again."""
+    while True:
+        try:
+            kv = await js.key_value(bucket)
+            watcher = await kv.watch(">")
+            async for entry in watcher:
+                if entry is None:  # the current values have all been delivered
+                    continue
+                deleted = entry.operation in ("DEL", "PURGE")
+                on_change(entry.key, None if deleted else entry.value)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # the bus restarted or the bucket is not there yet
+            log.warning("watching KV %s: %r; watching again in 1 s", bucket, e)
+            await asyncio.sleep(1.0)

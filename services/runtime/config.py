@@ -37,6 +37,22 @@ class RouteConfig(_Strict):
     strategy: Literal["priority"] = "priority"
     attempt_timeout_ms: int = Field(default=10_000, gt=0)  # per call to one member
     deadline_ms: int = Field(default=30_000, gt=0)  # the whole request, all attempts
+    # Every member open or rate limited: wait (within the deadline) for the first one due back,
+    # or give up at once and let the lower tiers answer.
+    when_all_cooling: Literal["wait", "degrade"] = "wait"
+
+
+class BreakerSettings(_Strict):
+    """Circuit breakers per provider/model (resilience4j's semantics; see router/breaker.py)."""
+
+    window: Literal["count", "time"] = "count"
+    window_size: int = Field(default=20, ge=1)  # calls, or seconds for a time window
+    minimum_calls: int = Field(default=10, ge=1)
+    failure_rate_threshold: float = Field(default=50.0, gt=0, le=100)  # percent
+    slow_call_rate_threshold: float = Field(default=100.0, gt=0, le=100)  # percent
+    slow_call_ms: int = Field(default=10_000, gt=0)
+    wait_in_open_ms: int = Field(default=30_000, gt=0)
+    half_open_calls: int = Field(default=3, ge=1)
 
 
 class TiersConfig(_Strict):
@@ -55,6 +71,7 @@ class LifelineConfig(_Strict):
     providers: dict[str, ProviderConfig] = Field(min_length=1)
     routes: dict[str, RouteConfig] = Field(min_length=1)
     tiers: TiersConfig = TiersConfig()
+    breaker: BreakerSettings = BreakerSettings()
     simulator: SimulatorConfig = SimulatorConfig()
 
     @model_validator(mode="after")
