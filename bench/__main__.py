@@ -3,7 +3,10 @@
 1. Provider call overhead: our aiohttp adapters vs the official `openai` / `anthropic` SDKs,
    sequential calls to the simulator (in its own process, so only client CPU is counted).
 2. The router path: a request over NATS through a router process to the simulator, vs calling
-   the simulator directly with our adapter; sequential latency, then throughput at concurrency.
+   the simulator directly with our adapter; sequential latency, throughput at concurrency, and
+   the same load with the primary down (client-visible errors, p99).
+3. The peer: LiteLLM's proxy (its own venv, bench/litellm_peer.py) with the same chain and
+   fallback against the same simulator, same rows. BENCH_PEER=0 skips it.
 
 Every loop is bounded in count (BENCH_N, default 1000) and each section in time (60 s).
 """
@@ -19,12 +22,14 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import anthropic
 import nats
 import openai
 from rich.console import Console
 from rich.table import Table
 
+from bench import litellm_peer
 from services.cli.mesh import Mesh
 from services.providers import make_provider
 from services.providers.base import ChatCall, ProviderSpec
@@ -70,16 +75,27 @@ async def measure(name: str, call: Callable[[], Awaitable[object]], n: int = N) 
 
 
 async def throughput(name: str, call: Callable[[], Awaitable[object]], n: int = N) -> dict:
+    """n calls, CONCURRENCY at a time: latency as each caller sees it, and client-visible errors."""
     slots = asyncio.Semaphore(CONCURRENCY)
+    latencies: list[float] = []
+    errors = 0
 
     async def one() -> None:
+        nonlocal errors
         async with slots:
-            await call()
+            t = time.perf_counter()
+            try:
+                await call()
+            except Exception:
+                errors += 1
+            latencies.append(time.perf_counter() - t)
 
     t0 = time.perf_counter()
     await asyncio.wait_for(asyncio.gather(*(one() for _ in range(n))), SECTION_LIMIT_S)
     wall = time.perf_counter() - t0
-    return {"name": name, "n": n, "cpu_ms": None, "p50_ms": None, "p99_ms": None, "rps": n / wall}
+    q = statistics.quantiles(latencies, n=100)
+    return {"name": name, "n": n, "cpu_ms": None, "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000,
+            "rps": n / wall, "errors": errors}
 
 
 def start_simulator(port: int) -> subprocess.Popen[bytes]:
@@ -135,6 +151,8 @@ async def router_path(sim_port: int, home: Path) -> list[dict]:
                 await with_server_cpu(pid, measure("lifeline: NATS -> router -> simulator", via_router)),
                 await throughput(f"direct, {CONCURRENCY} at a time", lambda: direct.complete(call, timeout=10)),
                 await with_server_cpu(pid, throughput(f"lifeline router, {CONCURRENCY} at a time", via_router)),
+                await with_server_cpu(pid, primary_down(
+                    sim_port, throughput(f"lifeline router, {CONCURRENCY} at a time, openai down", via_router))),
             ]
         finally:
             await direct.aclose()
@@ -142,35 +160,74 @@ async def router_path(sim_port: int, home: Path) -> list[dict]:
             mesh.stop_all()
 
 
+async def primary_down(sim_port: int, run: Awaitable[dict]) -> dict:
+    """Runs `run` with the simulated primary answering 503, then clears the fault."""
+    url = f"http://127.0.0.1:{sim_port}/_sim/vendors/openai"
+    async with aiohttp.ClientSession() as http:
+        await http.put(url, json={"mode": "down"})
+        try:
+            return await run
+        finally:
+            await http.put(url, json={"mode": "ok"})
+
+
 def show(title: str, rows: list[dict]) -> None:
     table = Table(title=title)
-    cols = ["client", "calls", "client CPU ms/call", "p50 ms", "p99 ms", "calls/s"]
+    cols = ["client", "calls", "client CPU ms/call", "p50 ms", "p99 ms", "calls/s", "errors"]
     with_server = any("server_cpu_ms" in r for r in rows)
     if with_server:
-        cols.insert(3, "router CPU ms/call")
+        cols.insert(3, "server CPU ms/call")
     for col in cols:
         table.add_column(col, justify="right" if col != "client" else "left")
     fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
     for r in rows:
         cells = [r["name"], str(r["n"]), fmt(r["cpu_ms"]), fmt(r["p50_ms"]), fmt(r["p99_ms"]),
-                 f"{r['rps']:.0f}"]
+                 f"{r['rps']:.0f}", str(r.get("errors", "-"))]
         if with_server:
             cells.insert(3, fmt(r.get("server_cpu_ms")))
         table.add_row(*cells)
     console.print(table)
 
 
+def write_results(sections: dict[str, list[dict]]) -> Path:
+    """bench/results/<UTC time>.json and .md: the run's rows, for comparing runs."""
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    (out / f"{stamp}.json").write_text(json.dumps({"n": N, "concurrency": CONCURRENCY,
+                                                   "sections": sections}, indent=2))
+    lines = [f"# make bench {stamp} (n={N}, {CONCURRENCY} in flight)", ""]
+    for title, rows in sections.items():
+        lines += [f"## {title}", "", "| client | calls | server CPU ms | p50 ms | p99 ms | calls/s | errors |",
+                  "|---|---|---|---|---|---|---|"]
+        fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+        lines += [f"| {r['name']} | {r['n']} | {fmt(r.get('server_cpu_ms'))} | {fmt(r['p50_ms'])} | "
+                  f"{fmt(r['p99_ms'])} | {r['rps']:.0f} | {r.get('errors', '-')} |" for r in rows]
+        lines.append("")
+    (out / f"{stamp}.md").write_text("\n".join(lines))
+    return out / f"{stamp}.md"
+
+
 async def main() -> None:
     port = free_port()
     sim = start_simulator(port)
+    sections: dict[str, list[dict]] = {}
     try:
+        sections["Provider call overhead"] = await provider_overhead(f"http://127.0.0.1:{port}")
         show("Provider call overhead (sequential, simulator in its own process)",
-             await provider_overhead(f"http://127.0.0.1:{port}"))
+             sections["Provider call overhead"])
         with tempfile.TemporaryDirectory() as home:
-            show("The router path", await router_path(port, Path(home)))
+            sections["Lifeline router"] = await router_path(port, Path(home))
+        show("The router path", sections["Lifeline router"])
+        if os.environ.get("BENCH_PEER", "1") != "0":
+            # The peer users would otherwise pick: LiteLLM's proxy, same chain, same simulator.
+            litellm_peer.ensure_litellm_venv()
+            sections["LiteLLM proxy (peer)"] = await litellm_peer.run_peer(port, N, CONCURRENCY)
+            show("LiteLLM proxy, same chain and simulator", sections["LiteLLM proxy (peer)"])
     finally:
         sim.terminate()
         sim.wait(10)
+    console.print(f"results: {write_results(sections)}")
 
 
 if __name__ == "__main__":
