@@ -4,6 +4,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
+import anthropic
+import openai
 import pytest
 
 from services.router.app import build_app as build_router
@@ -26,9 +28,29 @@ def fast_config(attempt_timeout_ms: int = 400, deadline_ms: int = 3000) -> Lifel
 
 
 @pytest.fixture
-async def simulator() -> AsyncIterator[RunningSimulator]:
-    async with running(build_simulator()) as sim:
-        yield sim
+async def sim() -> AsyncIterator[RunningSimulator]:
+    """The vendor simulator on a free port (a test file may override it, e.g. with a clock)."""
+    async with running(build_simulator()) as running_sim:
+        yield running_sim
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def oai(sim: RunningSimulator) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The official OpenAI SDK pointed at the simulator: proof of the real wire format."""
+    async with openai.AsyncOpenAI(base_url=sim.base_url("openai"), api_key="x", max_retries=0) as client:
+        yield client
+
+
+@pytest.fixture
+async def claude(sim: RunningSimulator) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    async with anthropic.AsyncAnthropic(base_url=sim.base_url("anthropic"), api_key="x", max_retries=0) as client:
+        yield client
 
 
 async def set_mode(sim: RunningSimulator, vendor: str, mode: str, **settings: object) -> None:
@@ -48,7 +70,7 @@ StartRouter = Callable[..., Awaitable[Service]]
 
 @pytest.fixture
 async def start_router(
-    nats_server: NatsServer, simulator: RunningSimulator
+    nats_server: NatsServer, sim: RunningSimulator
 ) -> AsyncIterator[StartRouter]:
     """Start router instances (stopped at teardown if the test did not stop them)."""
     started: list[Service] = []
@@ -56,7 +78,7 @@ async def start_router(
     async def start(instance: str = "router-1", config: LifelineConfig | None = None,
                     **settings: object) -> Service:
         service = build_router(
-            RouterSettings(nats_url=nats_server.url, simulator_url=simulator.url,
+            RouterSettings(nats_url=nats_server.url, simulator_url=sim.url,
                            instance=instance, heartbeat_interval=0.2, **settings),
             config=config or fast_config(),
         )

@@ -38,18 +38,18 @@ async def drive(nc: nats.NATS, total: int) -> list[dict]:
     ("flaky", {"error_rate": 0.3}, False),
     ("garbage", {}, True),
 ])
-async def test_fault_on_the_primary_under_load(nc, simulator, start_router: StartRouter,
+async def test_fault_on_the_primary_under_load(nc, sim, start_router: StartRouter,
                                                mode, settings, left_alone):
     config = fast_config(attempt_timeout_ms=300, deadline_ms=5000).model_copy(update={
         "breaker": BreakerSettings(window_size=20, minimum_calls=10, failure_rate_threshold=50,
                                    wait_in_open_ms=60_000)})
     await start_router(config=config)
-    await set_mode(simulator, "openai", mode, **settings)
+    await set_mode(sim, "openai", mode, **settings)
 
     results = await drive(nc, 500)
-    hits_during = await requests_served(simulator, "openai")
+    hits_during = await requests_served(sim, "openai")
     more = await drive(nc, 200)
-    hits_after = await requests_served(simulator, "openai")
+    hits_after = await requests_served(sim, "openai")
 
     print(f"{mode}: primary saw {hits_during} calls during 500 requests, {hits_after - hits_during} in the next 200")
     statuses = Counter(r["status"] for r in results + more)
@@ -63,16 +63,16 @@ async def test_fault_on_the_primary_under_load(nc, simulator, start_router: Star
 
 
 async def test_after_the_fault_clears_the_primary_serves_again_after_the_wait_and_one_probe(
-        nc, simulator, start_router: StartRouter):
+        nc, sim, start_router: StartRouter):
     config = fast_config(attempt_timeout_ms=300, deadline_ms=5000).model_copy(update={
         "breaker": BreakerSettings(window_size=10, minimum_calls=5, wait_in_open_ms=500,
                                    half_open_calls=1)})
     await start_router(config=config)
-    await set_mode(simulator, "openai", "down")
+    await set_mode(sim, "openai", "down")
     results = [json.loads((await nc.request(subjects.LLM_COMPLETE, ASK, timeout=5)).data)
                for _ in range(20)]
     assert {r["provider"] for r in results[5:]} == {"anthropic"}
-    await set_mode(simulator, "openai", "ok")
+    await set_mode(sim, "openai", "ok")
     cleared = asyncio.get_running_loop().time()
     while True:
         result = json.loads((await nc.request(subjects.LLM_COMPLETE, ASK, timeout=5)).data)

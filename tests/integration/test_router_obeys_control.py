@@ -29,33 +29,33 @@ async def first_answer_where(nc: nats.NATS, predicate, *, within: float) -> tupl
 
 
 async def test_the_kill_switch_stops_every_vendor_call_within_a_second(
-        nc: nats.NATS, simulator, start_router: StartRouter):
+        nc: nats.NATS, sim, start_router: StartRouter):
     await start_router()
     assert (await ask(nc))["tier"] == "full"
     kv = await nc.jetstream().key_value(CONTROL.name)
     await kv.put(KILLSWITCH_KEY, Killswitch(engaged=True, reason="runaway spend").model_dump_json().encode())
     result, elapsed = await first_answer_where(nc, lambda r: r["tier"] == "emergency", within=1.0)
     assert result["status"] == "ok" and "temporarily unavailable" in result["content"]
-    served = {v: await requests_served(simulator, v) for v in ("openai", "anthropic", "local")}
+    served = {v: await requests_served(sim, v) for v in ("openai", "anthropic", "local")}
     for _ in range(20):
         assert (await ask(nc))["tier"] == "emergency"
-    assert {v: await requests_served(simulator, v) for v in served} == served  # nobody called
+    assert {v: await requests_served(sim, v) for v in served} == served  # nobody called
 
     await kv.delete(KILLSWITCH_KEY)
     await first_answer_where(nc, lambda r: r["tier"] == "full", within=1.0)
 
 
 async def test_a_provider_the_health_monitor_calls_down_is_skipped_until_it_is_up(
-        nc: nats.NATS, simulator, start_router: StartRouter):
+        nc: nats.NATS, sim, start_router: StartRouter):
     await start_router()
     kv = await nc.jetstream().key_value(PROVIDER_HEALTH.name)
     await kv.put("openai", ProviderHealth(state="down", reason="5 failed probes").model_dump_json().encode())
     await first_answer_where(nc, lambda r: r["provider"] == "anthropic", within=1.0)
-    before = await requests_served(simulator, "openai")
+    before = await requests_served(sim, "openai")
     for _ in range(10):
         result = await ask(nc)
         assert (result["provider"], result["fallback_depth"], len(result["attempts"])) == ("anthropic", 1, 1)
-    assert await requests_served(simulator, "openai") == before
+    assert await requests_served(sim, "openai") == before
 
     await kv.put("openai", ProviderHealth(state="up").model_dump_json().encode())
     await first_answer_where(nc, lambda r: r["provider"] == "openai", within=1.0)

@@ -60,15 +60,15 @@ async def test_primary_answers_and_both_events_are_stored(nc, start_router: Star
     ("garbage", {}, "malformed_response"),
 ])
 async def test_a_failing_primary_is_invisible_to_the_caller(
-        nc, simulator, start_router: StartRouter, mode, settings, seen_as):
+        nc, sim, start_router: StartRouter, mode, settings, seen_as):
     await start_router()
-    await set_mode(simulator, "openai", mode, **settings)
+    await set_mode(sim, "openai", mode, **settings)
     result = await ask(nc)
     assert (result["status"], result["tier"], result["provider"], result["fallback_depth"]) == (
         "ok", "degraded", "anthropic", 1)
     assert [(a["provider"], a["outcome"]) for a in result["attempts"]] == [
         ("openai", seen_as), ("anthropic", "ok")]
-    await set_mode(simulator, "openai", "ok")
+    await set_mode(sim, "openai", "ok")
     result = await ask(nc)
     assert (result["tier"], result["provider"]) == ("full", "openai")
 
@@ -91,9 +91,9 @@ async def test_bad_input_is_answered_with_an_error_and_the_router_keeps_serving(
     assert (await ask(nc))["status"] == "ok"
 
 
-async def test_a_slow_provider_does_not_hold_up_other_callers(nc, simulator, start_router: StartRouter):
+async def test_a_slow_provider_does_not_hold_up_other_callers(nc, sim, start_router: StartRouter):
     await start_router(config=fast_config(attempt_timeout_ms=5000, deadline_ms=10000))
-    await set_mode(simulator, "openai", "slow", latency_ms=400)
+    await set_mode(sim, "openai", "slow", latency_ms=400)
     started = time.monotonic()
     results = await asyncio.gather(*(ask(nc) for _ in range(100)))
     elapsed = time.monotonic() - started
@@ -103,10 +103,10 @@ async def test_a_slow_provider_does_not_hold_up_other_callers(nc, simulator, sta
 
 
 async def test_graceful_stop_finishes_in_flight_work_while_the_other_instance_takes_new_work(
-        nc, simulator, start_router: StartRouter):
+        nc, sim, start_router: StartRouter):
     config = fast_config(attempt_timeout_ms=5000, deadline_ms=10000)
     first = await start_router("router-1", config=config)
-    await set_mode(simulator, "openai", "slow", latency_ms=700)
+    await set_mode(sim, "openai", "slow", latency_ms=700)
     in_flight = [asyncio.create_task(ask(nc)) for _ in range(20)]
     await eventually(lambda: first.in_flight() == 20)
     await start_router("router-2", config=config)
@@ -121,7 +121,7 @@ async def test_graceful_stop_finishes_in_flight_work_while_the_other_instance_ta
     assert Counter(r["status"] for r in results) == {"ok": 50}
     answered_by = Counter(e["source"] for e in await stored_events(nc, subjects.LLM_COMPLETED))
     assert answered_by == {"router/router-1": 20, "router/router-2": 30}
-    assert await requests_served(simulator, "openai") == 50
+    assert await requests_served(sim, "openai") == 50
 
 
 async def test_trace_context_crosses_the_bus_from_caller_to_stored_events(nc, start_router: StartRouter):

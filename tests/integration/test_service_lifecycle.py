@@ -22,7 +22,7 @@ async def get(url: str) -> tuple[int, dict]:
 
 
 async def test_health_ready_and_heartbeats_tell_the_truth(
-        nc: nats.NATS, simulator, start_router: StartRouter):
+        nc: nats.NATS, sim, start_router: StartRouter):
     beats: asyncio.Queue[dict] = asyncio.Queue()
 
     async def on_beat(msg: nats.aio.msg.Msg) -> None:
@@ -38,7 +38,7 @@ async def test_health_ready_and_heartbeats_tell_the_truth(
     assert (status, body["status"]) == (200, "ready")
 
     # While it stops, finishing a slow request, it is alive but no longer ready.
-    await set_mode(simulator, "openai", "slow", latency_ms=500)
+    await set_mode(sim, "openai", "slow", latency_ms=500)
     pending = asyncio.create_task(nc.request(subjects.LLM_COMPLETE, ASK, timeout=5))
     while (await asyncio.wait_for(beats.get(), 5))["in_flight"] != 1:
         pass  # the router says, in its heartbeat, that it is working on the request

@@ -3,7 +3,6 @@
 Uses: the real simulator app on a free port, raw aiohttp.
 """
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -22,18 +21,6 @@ def _fresh(name: str, fmt: str, window: int) -> dict[str, Any]:
         "cut_after": 3, "context_window": None, "effective_context_window": window, "for_s": None,
         "remaining_s": None, "requests": {"total": 0, "by_status": {}, "by_model": {}},
     }
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[RunningSimulator]:
-    async with running(build_app()) as sim:
-        yield sim
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def _json(response: aiohttp.ClientResponse) -> Any:

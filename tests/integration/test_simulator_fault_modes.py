@@ -42,24 +42,6 @@ async def sim(clock: FakeClock) -> AsyncIterator[RunningSimulator]:
         yield sim
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
-async def oai(sim: RunningSimulator) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(base_url=sim.base_url("openai"), api_key="x", max_retries=0) as client:
-        yield client
-
-
-@pytest.fixture
-async def claude(sim: RunningSimulator) -> AsyncIterator[anthropic.AsyncAnthropic]:
-    async with anthropic.AsyncAnthropic(base_url=sim.base_url("anthropic"), api_key="x", max_retries=0) as client:
-        yield client
-
-
 async def _set(http: aiohttp.ClientSession, sim: RunningSimulator, vendor: str, **body: Any) -> dict[str, Any]:
     async with http.put(f"{sim.url}/_sim/vendors/{vendor}", json=body) as r:
         assert r.status == 200, await r.text()

@@ -4,7 +4,6 @@ Uses: the real simulator app on a free port (aiohttp AppRunner), the official SD
 """
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -12,36 +11,11 @@ import anthropic
 import openai
 import pytest
 
-from services.simulator.app import build_app
 from services.simulator.logic import count_prompt_tokens, count_tokens, reply_text
-from services.simulator.server import RunningSimulator, running
+from services.simulator.server import RunningSimulator
 
 QUESTION: Any = [{"role": "user", "content": "What is the capital of France?"}]  # Any: the SDKs want TypedDicts
 ANTHROPIC_HEADERS = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[RunningSimulator]:
-    async with running(build_app()) as sim:
-        yield sim
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
-async def oai(sim: RunningSimulator) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(base_url=sim.base_url("openai"), api_key="x", max_retries=0) as client:
-        yield client
-
-
-@pytest.fixture
-async def claude(sim: RunningSimulator) -> AsyncIterator[anthropic.AsyncAnthropic]:
-    async with anthropic.AsyncAnthropic(base_url=sim.base_url("anthropic"), api_key="x", max_retries=0) as client:
-        yield client
 
 
 async def test_openai_sdk_gets_a_deterministic_completion_with_honest_usage(oai: openai.AsyncOpenAI) -> None:
