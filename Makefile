@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-unit test-integration test-e2e docs bench clean
+.PHONY: run test test-unit test-integration test-e2e docs bench drill clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -37,6 +37,11 @@ docs: $(STAMP)
 # Hot paths beside the official SDKs and a direct call, in one run (BENCH_N=1000 calls each).
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# A game day against the running mesh (`make run` in another shell): SCENARIO=provider-outage by
+# default; `lifeline drill --help` lists them. The report lands under .lifeline/drills/.
+drill: $(STAMP)
+	$(BIN)/lifeline drill $(or $(SCENARIO),provider-outage)
 
 clean:
 	rm -rf $(VENV) .lifeline .pytest_cache

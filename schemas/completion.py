@@ -23,6 +23,10 @@ class ErrorKind(StrEnum):
     INVALID_REQUEST = "invalid_request"  # the bus message itself was not a valid request
     NO_ROUTE = "no_route"
     EXHAUSTED = "exhausted"  # every member of the chain failed
+    EXPIRED = "expired"  # a parked request whose deadline passed before a provider came back
+    BUDGET_EXHAUSTED = "budget_exhausted"  # a hard budget with action `block` is spent
+    LIMITED = "limited"  # a per-user or per-key rate limit; the message says which and when
+    CANCELLED = "cancelled"  # the caller of a stream went away before it ended
 
 
 Tier = Literal["full", "degraded", "minimal", "emergency"]
@@ -52,12 +56,18 @@ class CompletionRequest(BaseModel):
     region: str | None = None
     stream: bool = False
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # Added to DESIGN.md's fields: who pays (the gateway sets them from the API key), and where a
+    # parked request's answer is POSTed when it is ready.
+    key_id: str | None = None
+    team_id: str | None = None
+    callback_url: str | None = None
 
 
 class Attempt(BaseModel):
     provider: str
     model: str
-    outcome: Literal["ok"] | ErrorKind
+    # "cancelled": a hedged attempt that lost to another one (says nothing about the vendor)
+    outcome: Literal["ok", "cancelled"] | ErrorKind
     latency_ms: float
     error: str | None = None
 
@@ -70,6 +80,7 @@ class Usage(BaseModel):
 class ResultError(BaseModel):
     kind: ErrorKind
     message: str
+    retry_after_s: float | None = None  # when asking again can help (limits, budgets)
 
 
 class CompletionResult(BaseModel):
@@ -87,3 +98,7 @@ class CompletionResult(BaseModel):
     cached: bool = False
     ticket: str | None = None
     error: ResultError | None = None
+    # Added to DESIGN.md's fields: what answered when no model did ("cache", "faq:<entry id>",
+    # "rule:<topic>", "maintenance", "queue", "killswitch": the maintenance message because a
+    # kill switch is engaged); None when a model answered (see provider/model).
+    answered_by: str | None = None

@@ -25,7 +25,8 @@ async def _quiet(error: Exception) -> None:
 async def _connect(url: str) -> nats.NATS:
     # max_reconnect_attempts must be positive: nats-py reads 0 as "retry for ever".
     try:
-        return await nats.connect(url, connect_timeout=2, max_reconnect_attempts=1,
+        # NATS_URL may list a cluster's nodes, comma-separated (docker-compose.yml).
+        return await nats.connect(url.split(","), connect_timeout=2, max_reconnect_attempts=1,
                                   reconnect_time_wait=0.2, allow_reconnect=False, error_cb=_quiet)
     except (NoServersError, OSError):
         raise CliError(f"cannot reach NATS at {url}; is the mesh up? (make run)") from None

@@ -1,43 +1,27 @@
 """The `lifeline` command: what on-call engineers use."""
 
-import asyncio
-import json
 import os
 import signal
-import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from services.runtime.config import ConfigError, load_config
 from services.runtime.settings import Settings
 
-from . import client
-from .client import CliError
+from . import backups, client, conversations, costs, db, drills, incidents, keys, queue, status
+from .common import JsonFlag, console, print_json, run
 from .up import up as up_command
 
 app = typer.Typer(help="Lifeline: keep AI features answering when providers fail.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-console = Console()
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-
-
-def _run(coro: Any) -> Any:
-    try:
-        return asyncio.run(coro)
-    except (CliError, ConfigError) as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False)
-        raise typer.Exit(2) from None
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 app.command("up", help="Start the whole mesh (bus, simulator, every service); Ctrl-C stops it.")(
     up_command)
+# Each area's verbs live in their own module, registered here.
+for module in (status, costs, conversations, backups, queue, drills, keys, incidents, db):
+    module.register(app)
 
 
 @app.command()
@@ -53,15 +37,20 @@ def ask(
     """Ask one question through the router, as an application would."""
     request = {"route": route, "messages": [{"role": "user", "content": text}],
                "user_id": user, "session_id": session, "allow_queue": queue}
-    result = _run(client.ask(Settings().nats_url, request, timeout=timeout))
+    result = run(client.ask(Settings().nats_url, request, timeout=timeout))
     if as_json:
-        _print_json(result)
+        print_json(result)
     elif result["status"] == "ok":
         # An answer is the model's text: never read it as rich markup ("[openai/...]" vanished).
         console.print(result["content"], markup=False, highlight=False)
-        console.print(f"[dim]tier {result['tier']} · {result['provider']}/{result['model']} · "
-                      f"fallback depth {result['fallback_depth']} · {result['latency_ms']:.0f} ms · "
+        by = result.get("answered_by") or (f"{result['provider']}/{result['model']} · "
+                                           f"fallback depth {result['fallback_depth']}")
+        console.print(f"[dim]tier {result['tier']} · {by} · {result['latency_ms']:.0f} ms · "
                       f"${result['cost_usd']:.6f}[/dim]")
+    elif result["status"] == "queued":
+        console.print(result["content"], markup=False, highlight=False)
+        console.print(f"[dim]queued: the answer will be on llm.result.{result['ticket']} "
+                      f"(lifeline queue result {result['ticket']})[/dim]")
     else:
         console.print(f"{result['status']}: {result.get('error')}", style="red", markup=False,
                       highlight=False)
@@ -70,42 +59,9 @@ def ask(
 
 
 @app.command()
-def status(as_json: JsonFlag = False) -> None:
-    """Show the bus, the services that are alive, and each provider's state."""
-    settings = Settings()
-    report = _run(client.status(settings.nats_url, listen=settings.heartbeat_interval + 0.5))
-    report["providers"] = _providers(settings)
-    if as_json:
-        _print_json(report)
-        return
-    console.print(f"bus: {report['bus']['url']} (connected)")
-    table = Table("service", "instances", "in flight")
-    for name, instances in sorted(report["services"].items()):
-        table.add_row(name, str(len(instances)), str(sum(i["in_flight"] for i in instances.values())))
-    console.print(table)
-    table = Table("provider", "served by", "mode", "requests")
-    for name, p in report["providers"].items():
-        table.add_row(name, "simulator" if p["simulated"] else "vendor", p.get("mode") or "-",
-                      str(p.get("requests", "-")))
-    console.print(table)
-
-
-def _providers(settings: Settings) -> dict[str, Any]:
-    config = load_config(settings.config)
-    simulated = set(config.simulated(os.environ))
-    vendors = asyncio.run(client.simulator_vendors(settings.simulator_url)) or {}
-    out = {}
-    for name in config.providers:
-        v = vendors.get(name) if name in simulated else None
-        out[name] = {"simulated": name in simulated, "mode": v and v["mode"],
-                     "requests": v and v["requests"]["total"]}
-    return out
-
-
-@app.command()
 def chaos(
     provider: str,
-    mode: Annotated[str, typer.Argument(help="ok | down | refuse | slow | ratelimit | flaky | garbage | cut")],
+    mode: Annotated[str, typer.Argument(help="ok | down | refuse | slow | ratelimit | flaky | garbage | cut | wrong (200, wrong content)")],
     latency_ms: Annotated[int | None, typer.Option(help="Added latency for `slow`.")] = None,
     error_rate: Annotated[float | None, typer.Option(help="Fraction of 500s for `flaky`.")] = None,
     for_s: Annotated[float | None, typer.Option("--for", help="Revert to ok after this many seconds.")] = None,
@@ -127,10 +83,10 @@ def chaos(
                       "chaos only breaks simulated providers", highlight=False)
         raise typer.Exit(2)
     body = {"mode": mode, "latency_ms": latency_ms, "error_rate": error_rate, "for_s": for_s}
-    state = _run(client.set_chaos(settings.simulator_url, provider,
+    state = run(client.set_chaos(settings.simulator_url, provider,
                                   {k: v for k, v in body.items() if v is not None}))
     if as_json:
-        _print_json(state)
+        print_json(state)
     else:
         console.print(f"{provider}: {state['mode']}"
                       + (f" for {for_s:g}s" if for_s else ""), highlight=False)

@@ -18,6 +18,12 @@ from services.runtime.natsd import free_port
 # Every service that exists, by module. Later services add themselves here.
 SERVICES: dict[str, str] = {
     "router": "services.router",
+    "health-monitor": "services.health_monitor",
+    "cost-guard": "services.cost_guard",
+    "conversation-store": "services.conversation_store",
+    "backup-agent": "services.backup_agent",
+    "notifier": "services.notifier",
+    "gateway": "services.gateway",
 }
 
 
@@ -35,6 +41,9 @@ class Mesh:
     nats_url: str
     home: Path
     simulator_port: int = 8410
+    gateway_port: int = 8400
+    status_port: int = 8401
+    db_url: str | None = None  # None: each service's default (SQLite under LIFELINE_HOME)
     env: dict[str, str] = field(default_factory=dict)
     children: dict[str, Child] = field(default_factory=dict)
 
@@ -43,8 +52,13 @@ class Mesh:
         return f"http://127.0.0.1:{self.simulator_port}"
 
     def _env(self, extra: dict[str, str]) -> dict[str, str]:
-        return {**os.environ, "NATS_URL": self.nats_url,
-                "LIFELINE_SIMULATOR_URL": self.simulator_url, **self.env, **extra}
+        env = {**os.environ, "NATS_URL": self.nats_url, "LIFELINE_HOME": str(self.home),
+               "LIFELINE_SIMULATOR_URL": self.simulator_url,
+               "LIFELINE_GATEWAY_PORT": str(self.gateway_port),
+               "LIFELINE_STATUS_PORT": str(self.status_port)}
+        if self.db_url:
+            env["LIFELINE_DB_URL"] = self.db_url
+        return {**env, **self.env, **extra}
 
     def start_simulator(self, *, timeout: float = 10.0) -> Child:
         log = self.home / "logs" / "simulator.log"

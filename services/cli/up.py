@@ -35,7 +35,9 @@ def up(
         port = int(nats_url.rsplit(":", 1)[-1])
         embedded = NatsServer(settings.home / "nats", port=port).start()
         nats_url = embedded.url
-    mesh = Mesh(nats_url=nats_url, home=settings.home, simulator_port=settings.simulator_port)
+    mesh = Mesh(nats_url=nats_url, home=settings.home, simulator_port=settings.simulator_port,
+                gateway_port=settings.gateway_port, status_port=settings.status_port,
+                db_url=settings.db_url)
     try:
         mesh.start_simulator()
         for name in SERVICES:
@@ -59,14 +61,14 @@ def up(
 
 
 def _announce(mesh: Mesh, simulated: list[str], embedded: bool) -> None:
-    where = "embedded nats-server, data in .lifeline/nats" if embedded else "existing server"
+    where = f"embedded nats-server, data in {mesh.home / 'nats'}" if embedded else "existing server"
     console.print("[bold green]Lifeline is up.[/bold green]")
-    console.print(f"  bus        {mesh.nats_url} ({where})", highlight=False)
-    console.print(f"  simulator  {mesh.simulator_url} (stands in for: "
+    console.print(f"  {'bus':<18} {mesh.nats_url} ({where})", highlight=False)
+    console.print(f"  {'simulator':<18} {mesh.simulator_url} (stands in for: "
                   f"{', '.join(simulated) or 'nothing: every provider has a key'})", highlight=False)
     for name, child in mesh.children.items():
         if name != "simulator":
-            console.print(f"  {name:<10} {child.health_url}/readyz (pid {child.proc.pid})",
+            console.print(f"  {name:<18} {child.health_url}/readyz (pid {child.proc.pid})",
                           highlight=False)
     console.print('Try: .venv/bin/lifeline ask "What is your refund policy?"   Ctrl-C stops all.',
                   highlight=False)

@@ -1,8 +1,12 @@
-"""/healthz (the process is alive) and /readyz (it can do its work now) for every service."""
+"""/healthz (the process is alive), /readyz (it can do its work now) and /metrics (Prometheus
+text format) for every service."""
 
 from collections.abc import Callable
 
 from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, ProcessCollector, generate_latest,
+)
 
 ReadinessCheck = Callable[[], str | None]  # None when ready, else the reason it is not
 
@@ -13,6 +17,15 @@ class HealthServer:
         self.host = host
         self.port = port
         self.checks: list[ReadinessCheck] = []
+        # This service's own metrics; never the process-global default registry, so two
+        # services in one process (tests) do not collide.
+        self.metrics = CollectorRegistry()
+        # The process (CPU, memory, open files: process_*), and whether /readyz would say ready,
+        # so one query counts the ready instances of each service.
+        ProcessCollector(registry=self.metrics)
+        Gauge("lifeline_service_ready", "1 while this instance's /readyz says ready, else 0",
+              ["service"], registry=self.metrics).labels(service).set_function(
+            lambda: 0.0 if self.not_ready() else 1.0)
         self._runner: web.AppRunner | None = None
 
     def add_check(self, check: ReadinessCheck) -> None:
@@ -27,7 +40,8 @@ class HealthServer:
 
     async def start(self, extra_routes: list[web.RouteDef] = ()) -> None:  # type: ignore[assignment]
         app = web.Application()
-        app.add_routes([web.get("/healthz", self._healthz), web.get("/readyz", self._readyz)])
+        app.add_routes([web.get("/healthz", self._healthz), web.get("/readyz", self._readyz),
+                        web.get("/metrics", self._metrics)])
         app.add_routes(extra_routes)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -39,6 +53,10 @@ class HealthServer:
         if self._runner:
             await self._runner.cleanup()
             self._runner = None
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        body = generate_latest(self.metrics)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "service": self.service})

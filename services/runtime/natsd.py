@@ -39,11 +39,15 @@ class NatsServer:
         monitor_port: int = 0,
         extra_args: tuple[str, ...] = (),
         log_file: Path | None = None,
+        sync_interval: str | None = None,
     ) -> None:
         self.store_dir = Path(store_dir)
         self.port = port or free_port()
         self.monitor_port = monitor_port or free_port()
         self.extra_args = extra_args
+        # JetStream's fsync cadence ("always", "2m", ...; None: the server's default, 2 min).
+        # Only a config file can set it; the command-line flags still apply on top of it.
+        self.sync_interval = sync_interval
         self.log_file = log_file or self.store_dir / "nats-server.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -52,19 +56,29 @@ class NatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self, *, timeout: float = 10.0) -> "NatsServer":
+        self.spawn()
+        self._wait_ready(timeout)
+        return self
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it (a cluster's nodes start together)."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        config = []
+        if self.sync_interval:
+            conf = self.store_dir / "nats.conf"
+            conf.write_text(f"jetstream {{\n  sync_interval: {self.sync_interval}\n}}\n")
+            config = ["-c", str(conf)]
         args = [
-            nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port),
+            nats_server_binary(), *config, "-a", "127.0.0.1", "-p", str(self.port),
             "-m", str(self.monitor_port), "-js", "-sd", str(self.store_dir), *self.extra_args,
         ]
         with open(self.log_file, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        self._wait_ready(timeout)
-        return self
 
-    def _wait_ready(self, timeout: float) -> None:
-        # /healthz?js-enabled-only=true answers 200 once JetStream is up, not merely the socket.
-        url = f"http://127.0.0.1:{self.monitor_port}/healthz?js-enabled-only=true"
+    def _wait_ready(self, timeout: float, *, check: str = "js-enabled-only=true") -> None:
+        # /healthz?js-enabled-only=true answers 200 once JetStream is up, not merely the socket;
+        # plain /healthz also waits for a clustered JetStream's meta leader.
+        url = f"http://127.0.0.1:{self.monitor_port}/healthz?{check}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc and self.proc.poll() is not None:
@@ -99,6 +113,51 @@ class NatsServer:
         self.start()
 
     def __enter__(self) -> "NatsServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class NatsCluster:
+    """Three (or more) clustered nats-servers with JetStream on loopback, for tests and drills.
+
+    Each node keeps its client, monitor and cluster ports across restarts, so a killed node
+    comes back as the same peer. `url` lists every node (clients fail over between them).
+    """
+
+    def __init__(self, root: Path, *, size: int = 3, name: str = "lifeline",
+                 sync_interval: str | None = None) -> None:
+        cluster_ports = [free_port() for _ in range(size)]
+        routes = ",".join(f"nats://127.0.0.1:{p}" for p in cluster_ports)
+        self.nodes = [
+            NatsServer(root / f"node-{i + 1}", sync_interval=sync_interval, extra_args=(
+                "-n", f"{name}-{i + 1}", "--cluster_name", name,
+                "--cluster", f"nats://127.0.0.1:{cport}", "--routes", routes,
+            ))
+            for i, cport in enumerate(cluster_ports)
+        ]
+
+    def name_of(self, node: NatsServer) -> str:
+        """The node's server name (what stream and consumer infos call their leader)."""
+        return node.extra_args[node.extra_args.index("-n") + 1]
+
+    @property
+    def url(self) -> str:
+        return ",".join(node.url for node in self.nodes)
+
+    def start(self, *, timeout: float = 30.0) -> "NatsCluster":
+        for node in self.nodes:
+            node.spawn()
+        for node in self.nodes:
+            node._wait_ready(timeout, check="")  # JetStream's meta group has a leader
+        return self
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> "NatsCluster":
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

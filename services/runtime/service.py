@@ -9,17 +9,23 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from typing import Any
 from datetime import UTC, datetime
 
 from faststream.nats import NatsRouter
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.errors import ServiceUnavailableError
+from prometheus_client import Gauge
 
 from schemas import subjects
 from schemas.events import Heartbeat
 
 from .bus import make_broker, provision
 from .health import HealthServer
+from .logs import configure_logging
 from .settings import Settings
 from .telemetry import tracer_provider
 
@@ -46,10 +52,16 @@ class Service:
         self.broker.include_router(router)
         self.health = HealthServer(name, host=settings.health_host, port=settings.health_port)
         self.health.add_check(self._bus_ready)
+        self.metrics = self.health.metrics  # register this service's metrics here (/metrics)
+        Gauge("lifeline_nats_connected", "1 while connected to a NATS server, else 0",
+              registry=self.metrics).set_function(lambda: float(self._bus_connected()))
+        Gauge("lifeline_nats_reconnects", "Times the NATS connection was re-established since the "
+              "process started (only grows)", registry=self.metrics).set_function(self._reconnects)
         self.started_at = datetime.now(UTC)
         self.in_flight: Callable[[], int] = lambda: 0
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
+        self._on_intake_closed: list[Hook] = []
         self._accepting = False
         self._stopped = False
         # Set once this instance takes no new messages (its subscriptions drained) while it may
@@ -61,6 +73,11 @@ class Service:
         """Runs after the bus is connected and provisioned, before handlers take messages."""
         self._on_start.append(hook)
 
+    def on_intake_closed(self, hook: Hook) -> None:
+        """Runs on stop once the subscriptions are drained, before in-flight work is awaited and
+        the connection drains: close intake of your own here (pull consumers, fetch loops)."""
+        self._on_intake_closed.append(hook)
+
     def on_stop(self, hook: Hook) -> None:
         """Runs after handlers have stopped and in-flight work has finished (close pools here)."""
         self._on_stop.append(hook)
@@ -68,17 +85,23 @@ class Service:
     def _bus_ready(self) -> str | None:
         if not self._accepting:
             return "not accepting work (starting or stopping)"
+        return None if self._bus_connected() else "not connected to NATS"
+
+    def _bus_connected(self) -> bool:
         try:
-            connected = self.broker.connection.is_connected
+            return self.broker.connection.is_connected
         except Exception:  # FastStream raises IncorrectState before connect
-            connected = False
-        return None if connected else "not connected to NATS"
+            return False
+
+    def _reconnects(self) -> float:
+        try:
+            return float(self.broker.connection.stats["reconnects"])
+        except Exception:  # not connected yet: FastStream raises IncorrectState
+            return 0.0
 
     async def start(self, *, connect_timeout: float = 30.0) -> None:
         await self._connect(connect_timeout)
-        js = self.broker.config.connection_state.stream
-        done = await provision(js)
-        log.debug("provisioned %s", done)
+        await self._provision(connect_timeout)
         for hook in self._on_start:
             await hook()
         await self.broker.start()
@@ -89,6 +112,25 @@ class Service:
         self._heartbeat = asyncio.create_task(self._beat(), name=f"{self.name}-heartbeat")
         log.info("%s ready: health %s, bus %s", self.source, self.health.url,
                  self.settings.nats_url)
+
+    async def _provision(self, timeout: float) -> None:
+        """Streams and buckets as schemas/streams.py defines them. A JetStream cluster that is
+        still forming (no meta leader yet), or busy creating replicated streams for every
+        service starting beside this one, answers late or "unavailable": ask again, up to
+        `timeout`, rather than die and leave it to a restart policy."""
+        js = self.broker.config.connection_state.stream
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                done = await provision(js, replicas=self.settings.stream_replicas)
+                log.debug("provisioned %s", done)
+                return
+            except (NatsTimeout, NoRespondersError, ServiceUnavailableError) as e:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise RuntimeError(f"{self.name}: JetStream not ready within {timeout:g}s: "
+                                       f"{e!r}") from e
+                log.warning("%s: provisioning streams: %r; again in 1 s", self.name, e)
+                await asyncio.sleep(1.0)
 
     async def _connect(self, timeout: float) -> None:
         # The broker retries for ever (the bus may still be starting under `lifeline up` or
@@ -112,6 +154,8 @@ class Service:
         if self._heartbeat:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)
+            # A last beat that says so: the health monitor does not call a clean stop an outage.
+            await self._send_beat(stopping=True)
         await self._drain_intake()
         await self.broker.stop()  # unsubscribes the rest, waits for running handlers, closes
         for hook in reversed(self._on_stop):
@@ -141,6 +185,8 @@ class Service:
                     log.warning("%s: draining %s: %r", self.source, nats_sub.subject, e)
                 sub.subscription = None
         self.intake_closed.set()
+        for hook in self._on_intake_closed:
+            await hook()
         while loop.time() < deadline and (self.in_flight() or any(map(_busy, subscribers))):
             await asyncio.sleep(0.01)
         if self.in_flight():
@@ -149,16 +195,20 @@ class Service:
 
     async def _beat(self) -> None:
         while True:
-            beat = Heartbeat(
-                source=self.source, service=self.name, instance=self.settings.instance,
-                started_at=self.started_at, health_url=self.health.url,
-                in_flight=self.in_flight(),
-            )
-            try:
-                await self._heartbeat_pub.publish(beat.model_dump_json().encode())
-            except Exception as e:  # a missed beat while reconnecting is expected, not fatal
-                log.debug("heartbeat not sent: %s", e)
+            await self._send_beat()
             await asyncio.sleep(self.settings.heartbeat_interval)
+
+    async def _send_beat(self, *, stopping: bool = False) -> None:
+        beat = Heartbeat(
+            source=self.source, service=self.name, instance=self.settings.instance,
+            started_at=self.started_at, health_url=self.health.url,
+            in_flight=self.in_flight(), interval_s=self.settings.heartbeat_interval,
+            stopping=stopping,
+        )
+        try:
+            await self._heartbeat_pub.publish(beat.model_dump_json().encode())
+        except Exception as e:  # a missed beat while reconnecting is expected, not fatal
+            log.debug("heartbeat not sent: %s", e)
 
 
 def _busy(subscriber: object) -> bool:
@@ -181,8 +231,10 @@ async def run_until_signalled(service: Service) -> None:
     await service.stop()
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def main(build_app: Callable[[Any], Service], settings: Any) -> None:
+    """A service's `python -m services.<name>`: logging, then serve until signalled."""
+    service = build_app(settings)
+    configure_logging(settings.log_level, fmt=settings.log_format, service=service.source)
+    asyncio.run(run_until_signalled(service))
+
+

@@ -1,93 +1,66 @@
-"""lifeline.yaml: routing policy, validated on load with errors that name the line and the field."""
+"""lifeline.yaml: routing policy, validated on load with errors that name the line and the field.
+
+One module per section (each service owns its own); this module holds the root and the loader.
+"""
 
 import os
-import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from services.providers.base import ProviderKind, ProviderSpec
+from services.providers.base import ProviderSpec
 
-_MEMBER = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.:/-]+$")
+from ._base import Strict
+from .backup import BackupConfig
+from .budgets import BudgetsConfig
+from .drills import DrillsConfig
+from .gateway import GatewayConfig
+from .health import HealthConfig
+from .notifier import NotifierConfig
+from .routing import (
+    BreakerSettings, ModelConfig, ProviderConfig, RouteConfig, SimulatorConfig,
+)
+from .store import StoreConfig
+from .tiers import TiersConfig
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelConfig(_Strict):
-    input_per_mtok: float = Field(ge=0)  # USD per million input tokens
-    output_per_mtok: float = Field(ge=0)  # USD per million output tokens
-    context_window: int = Field(default=128_000, gt=0)  # tokens
-
-
-class ProviderConfig(_Strict):
-    kind: ProviderKind
-    base_url: str
-    api_key_env: str | None = None  # the variable holding the key; never the key itself
-    region: str = "global"
-    max_connections: int = Field(default=100, gt=0)
-    models: dict[str, ModelConfig] = Field(min_length=1)
-
-
-class RouteConfig(_Strict):
-    chain: list[Annotated[str, Field(pattern=_MEMBER.pattern)]] = Field(min_length=1)
-    strategy: Literal["priority"] = "priority"
-    attempt_timeout_ms: int = Field(default=10_000, gt=0)  # per call to one member
-    deadline_ms: int = Field(default=30_000, gt=0)  # the whole request, all attempts
-    # Every member open or rate limited: wait (within the deadline) for the first one due back,
-    # or give up at once and let the lower tiers answer.
-    when_all_cooling: Literal["wait", "degrade"] = "wait"
+__all__ = [
+    "BackupConfig", "BreakerSettings", "BudgetsConfig", "ConfigError", "DrillsConfig",
+    "GatewayConfig", "HealthConfig", "LifelineConfig", "ModelConfig", "NotifierConfig",
+    "ProviderConfig", "RouteConfig", "SimulatorConfig", "StoreConfig", "TiersConfig",
+    "load_config", "parse_config",
+]
 
 
-class BreakerSettings(_Strict):
-    """Circuit breakers per provider/model (resilience4j's semantics; see router/breaker.py)."""
-
-    window: Literal["count", "time"] = "count"
-    window_size: int = Field(default=20, ge=1)  # calls, or seconds for a time window
-    minimum_calls: int = Field(default=10, ge=1)
-    failure_rate_threshold: float = Field(default=50.0, gt=0, le=100)  # percent
-    slow_call_rate_threshold: float = Field(default=100.0, gt=0, le=100)  # percent
-    slow_call_ms: int = Field(default=10_000, gt=0)
-    wait_in_open_ms: int = Field(default=30_000, gt=0)
-    half_open_calls: int = Field(default=3, ge=1)
-
-
-class TiersConfig(_Strict):
-    maintenance_message: str = (
-        "Our assistant is temporarily unavailable. Please try again in a few minutes."
-    )
-
-
-class SimulatorConfig(_Strict):
-    # A provider whose api_key_env is unset is served by the simulator (DESIGN.md: a new user
-    # sees the whole thing work with no keys); a configured key always wins.
-    enabled: bool = True
-
-
-class LifelineConfig(_Strict):
+class LifelineConfig(Strict):
     providers: dict[str, ProviderConfig] = Field(min_length=1)
     routes: dict[str, RouteConfig] = Field(min_length=1)
     tiers: TiersConfig = TiersConfig()
     breaker: BreakerSettings = BreakerSettings()
     simulator: SimulatorConfig = SimulatorConfig()
+    health: HealthConfig = HealthConfig()
+    budgets: BudgetsConfig = BudgetsConfig()
+    store: StoreConfig = StoreConfig()
+    backup: BackupConfig = BackupConfig()
+    notifier: NotifierConfig = NotifierConfig()
+    gateway: GatewayConfig = GatewayConfig()
+    drills: DrillsConfig = DrillsConfig()
 
     @model_validator(mode="after")
     def _chains_name_known_models(self) -> "LifelineConfig":
         for route_name, route in self.routes.items():
-            for i, member in enumerate(route.chain):
+            for where, member in route.chains():  # chain, downgrade_chain, every rule's chain
                 provider, model = member.split("/", 1)
                 if provider not in self.providers:
                     raise _LocatedError(
-                        ("routes", route_name, "chain", i),
+                        ("routes", route_name, *where),
                         f"unknown provider {provider!r} (known: {', '.join(self.providers)})",
                     )
                 if model not in self.providers[provider].models:
                     known = ", ".join(self.providers[provider].models)
                     raise _LocatedError(
-                        ("routes", route_name, "chain", i),
+                        ("routes", route_name, *where),
                         f"provider {provider!r} has no model {model!r} (known: {known})",
                     )
         return self
