@@ -2,7 +2,8 @@
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -45,6 +46,32 @@ class HttpPool:
         try:
             async with asyncio.timeout(timeout):
                 async with session.post(url, data=data, headers=headers) as resp:
+                    return resp.status, resp.headers, await resp.read()
+        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            raise classify_transport_error(exc, timeout=timeout) from exc
+
+    @asynccontextmanager
+    async def open_stream(
+        self, url: str, headers: dict[str, str], body: dict[str, Any]
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A POST whose body the caller reads as it arrives (streaming); the caller bounds the
+        time and maps aiohttp's errors. Leaving the block releases (or closes) the connection."""
+        session = self._session
+        if session is None or session.closed:
+            session = self._open()
+        async with session.post(url, data=json.dumps(body).encode(), headers=headers) as resp:
+            yield resp
+
+    async def get(
+        self, url: str, headers: dict[str, str], *, timeout: float
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """A GET (the models list a health probe asks for), bounded and classified like post()."""
+        session = self._session
+        if session is None or session.closed:
+            session = self._open()
+        try:
+            async with asyncio.timeout(timeout):
+                async with session.get(url, headers=headers) as resp:
                     return resp.status, resp.headers, await resp.read()
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
             raise classify_transport_error(exc, timeout=timeout) from exc

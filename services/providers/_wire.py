@@ -29,3 +29,15 @@ def usage_tokens(data: dict[str, Any], input_key: str, output_key: str, *, statu
     if type(input_tokens) is not int or type(output_tokens) is not int:
         raise malformed(f"usage.{input_key} / usage.{output_key} are not integers", status=status)
     return input_tokens, output_tokens
+
+
+def model_ids(raw: bytes, *, status: int) -> list[str]:
+    """The ids of a models list: OpenAI's {"object": "list", "data": [{"id"}]} and Anthropic's
+    {"data": [{"id", "type": "model"}], "has_more"} share this much."""
+    data = json_object(raw, status=status).get("data")
+    if not isinstance(data, list):
+        raise malformed("no data[] in the models list", status=status)
+    ids = [m.get("id") for m in data if isinstance(m, dict)]
+    if len(ids) != len(data) or not all(isinstance(i, str) for i in ids):
+        raise malformed("data[] holds an entry without a string id", status=status)
+    return ids

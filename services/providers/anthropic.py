@@ -4,13 +4,15 @@ Wire format: docs.anthropic.com/en/api/messages (request: model, max_tokens, mes
 temperature; answer: content[] blocks, stop_reason, usage.input_tokens/output_tokens).
 """
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
 from services.providers._http import HttpPool
-from services.providers._wire import json_object, usage_tokens
+from services.providers._wire import json_object, model_ids, usage_tokens
 from services.providers.base import ChatAnswer, ChatCall, ProviderSpec
 from services.providers.errors import classify_error_in_ok, classify_http_error, malformed
+from services.providers.headroom import read_headroom
 
 ANTHROPIC_VERSION = "2023-06-01"  # the current (and only stable) `anthropic-version`
 DEFAULT_MAX_TOKENS = 1024  # Anthropic requires max_tokens; OpenAI-shaped calls may omit it
@@ -35,13 +37,32 @@ def anthropic_headers(spec: ProviderSpec) -> dict[str, str]:
     return headers
 
 
+def anthropic_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """OpenAI-shaped turns as the Messages API takes them: only `user` and `assistant`, starting
+    with `user`, alternating. A conversation carried over from another vendor (session history)
+    can break each rule, so: a `tool` result becomes a user turn, consecutive turns of one role
+    are joined (the API documents that it combines them; joining here keeps older API versions
+    and stricter proxies happy), and a conversation that opens with the assistant gets a short
+    user turn before it. Extra keys are dropped (the API rejects them)."""
+    out: list[dict[str, str]] = []
+    for m in messages:
+        if m["role"] == "system":
+            continue
+        role = "assistant" if m["role"] == "assistant" else "user"
+        if out and out[-1]["role"] == role:
+            out[-1] = {"role": role, "content": f"{out[-1]['content']}\n\n{m['content']}"}
+        else:
+            out.append({"role": role, "content": m["content"]})
+    if out and out[0]["role"] == "assistant":
+        out.insert(0, {"role": "user", "content": "(continuing our conversation)"})
+    return out
+
+
 def anthropic_body(call: ChatCall) -> dict[str, Any]:
-    """System messages are lifted into the top-level `system` string: the Messages API has no
-    system role. Other messages keep only role and content (extra keys are rejected)."""
+    """System messages, wherever they stand, are lifted into the top-level `system` string: the
+    Messages API has no system role."""
     system = [m["content"] for m in call.messages if m["role"] == "system"]
-    messages = [
-        {"role": m["role"], "content": m["content"]} for m in call.messages if m["role"] != "system"
-    ]
+    messages = anthropic_messages(call.messages)
     body: dict[str, Any] = {
         "model": call.model,
         "max_tokens": call.max_tokens if call.max_tokens is not None else DEFAULT_MAX_TOKENS,
@@ -97,6 +118,7 @@ class AnthropicProvider:
     def __init__(self, spec: ProviderSpec) -> None:
         self.spec = spec
         self._url = f"{spec.base_url.rstrip('/')}/v1/messages"
+        self._models_url = f"{spec.base_url.rstrip('/')}/v1/models"
         self._headers = anthropic_headers(spec)
         self._pool = HttpPool(spec.max_connections)
 
@@ -107,10 +129,23 @@ class AnthropicProvider:
         status, headers, raw = await self._pool.post(
             self._url, self._headers, anthropic_body(call), timeout=timeout
         )
+        now = datetime.now(timezone.utc)
+        headroom = read_headroom(headers, now=now)
         if 200 <= status < 300:
-            return parse_anthropic_answer(
+            answer = parse_anthropic_answer(
                 raw, requested_model=call.model, status=status, secret=self.spec.api_key
             )
+            return replace(answer, headroom=headroom) if headroom else answer
+        error = classify_http_error(status, headers, raw, now=now, secret=self.spec.api_key)
+        error.headroom = headroom
+        raise error
+
+    async def list_models(self, *, timeout: float) -> list[str]:
+        """GET /v1/models (docs.anthropic.com/en/api/models-list), first page: the health
+        monitor's free probe. Raises ProviderError like complete()."""
+        status, headers, raw = await self._pool.get(self._models_url, self._headers, timeout=timeout)
+        if 200 <= status < 300:
+            return model_ids(raw, status=status)
         raise classify_http_error(
             status, headers, raw, now=datetime.now(timezone.utc), secret=self.spec.api_key
         )

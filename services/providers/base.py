@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from schemas.completion import ErrorKind
+from services.providers.headroom import Headroom
 
 ProviderKind = Literal["openai", "anthropic", "openai_compatible"]
 
@@ -33,6 +34,7 @@ class ChatAnswer:
     output_tokens: int
     finish_reason: str  # normalised: "stop" | "length" | "content_filter" | "tool_calls" | vendor's own
     status_code: int = 200
+    headroom: Headroom | None = None  # what the vendor's rate-limit headers say is left
 
 
 class ProviderError(Exception):
@@ -45,12 +47,14 @@ class ProviderError(Exception):
         *,
         status_code: int | None = None,
         retry_after: float | None = None,
+        headroom: Headroom | None = None,
     ) -> None:
         super().__init__(f"{kind}: {message}")
         self.kind = kind
         self.message = message
         self.status_code = status_code
         self.retry_after = retry_after
+        self.headroom = headroom  # rate-limit headers ride on errors too
 
 
 class Provider(Protocol):
@@ -61,6 +65,10 @@ class Provider(Protocol):
 
         Raises ProviderError (never aiohttp or asyncio exceptions) on any failure.
         """
+        ...
+
+    async def list_models(self, *, timeout: float) -> list[str]:
+        """The vendor's models list (ids): a free health probe. Raises ProviderError."""
         ...
 
     async def aclose(self) -> None: ...

@@ -2,15 +2,16 @@
 
 from collections.abc import Callable
 
-from services.providers.anthropic import AnthropicProvider
+from services.providers.anthropic_stream import AnthropicStreamingProvider
 from services.providers.base import Provider, ProviderKind, ProviderSpec
-from services.providers.openai import OpenAIProvider
+from services.providers.openai_stream import OpenAIStreamingProvider
 
 # Azure OpenAI is kind "openai" (or "openai_compatible") with an *.openai.azure.com base_url.
+# The streaming subclasses add `stream` (services/providers/streaming.py) to the same adapters.
 _ADAPTERS: dict[ProviderKind, Callable[[ProviderSpec], Provider]] = {
-    "openai": OpenAIProvider,
-    "openai_compatible": OpenAIProvider,
-    "anthropic": AnthropicProvider,
+    "openai": OpenAIStreamingProvider,
+    "openai_compatible": OpenAIStreamingProvider,
+    "anthropic": AnthropicStreamingProvider,
 }
 
 

@@ -6,14 +6,16 @@ OpenAI, recognised by its host. Not the official SDK: it costs ~4-6 ms of CPU pe
 Wire format: platform.openai.com/docs/api-reference/chat/create.
 """
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
 from services.providers._http import HttpPool
-from services.providers._wire import json_object, usage_tokens
+from services.providers._wire import json_object, model_ids, usage_tokens
 from services.providers.base import ChatAnswer, ChatCall, ProviderSpec
 from services.providers.errors import classify_error_in_ok, classify_http_error, malformed
+from services.providers.headroom import read_headroom
 
 # Latest GA data-plane version (learn.microsoft.com/azure/ai-services/openai/api-version-lifecycle).
 # Put `?api-version=...` in base_url to choose another.
@@ -106,6 +108,7 @@ class OpenAIProvider:
     def __init__(self, spec: ProviderSpec) -> None:
         self.spec = spec
         self._url, self._headers = openai_endpoint(spec)
+        self._models_url = self._url.replace("/chat/completions", "/models", 1)
         self._pool = HttpPool(spec.max_connections)
 
     def __repr__(self) -> str:  # the headers hold the key: never show them
@@ -115,10 +118,23 @@ class OpenAIProvider:
         status, headers, raw = await self._pool.post(
             self._url, self._headers, openai_body(call), timeout=timeout
         )
+        now = datetime.now(timezone.utc)
+        headroom = read_headroom(headers, now=now)
         if 200 <= status < 300:
-            return parse_openai_answer(
+            answer = parse_openai_answer(
                 raw, requested_model=call.model, status=status, secret=self.spec.api_key
             )
+            return replace(answer, headroom=headroom) if headroom else answer
+        error = classify_http_error(status, headers, raw, now=now, secret=self.spec.api_key)
+        error.headroom = headroom
+        raise error
+
+    async def list_models(self, *, timeout: float) -> list[str]:
+        """GET /v1/models (platform.openai.com/docs/api-reference/models/list): the health
+        monitor's free probe. Raises ProviderError like complete()."""
+        status, headers, raw = await self._pool.get(self._models_url, self._headers, timeout=timeout)
+        if 200 <= status < 300:
+            return model_ids(raw, status=status)
         raise classify_http_error(
             status, headers, raw, now=datetime.now(timezone.utc), secret=self.spec.api_key
         )

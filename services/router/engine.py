@@ -1,36 +1,54 @@
-"""Walks a route's chain through the provider port. No bus I/O: the edge publishes what it returns."""
+"""Decides, per request, what to try and in which order; walk.py carries it out. No bus I/O: the
+edge publishes what it returns and feeds the control and health state in.
 
-import asyncio
+    control KV (kill switches) -> maintenance answer, no vendor call
+    session history (bounded wait) -> the messages every member gets
+    rules + downgrade (rules.py) -> chain and strategy
+    residency (logic.plan) -> members allowed for the request's region
+    strategy (strategies.py) -> preferred order; slow start (availability) defers a ramping member
+    admission (budgets) -> the walk (walk.py) -> lower tiers when nothing answered
+
+Everything up to admission is `prepare()`, which the streaming walk (streaming.py) shares: a
+stream obeys exactly the decisions a completion does.
+"""
+
+import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, replace
 
-from schemas.completion import (
-    Attempt, CompletionRequest, CompletionResult, ErrorKind, ResultError, Usage,
-)
-from services.providers.base import ChatCall, Provider, ProviderError
-from services.runtime.config import LifelineConfig
+from opentelemetry.trace import NoOpTracer, Tracer
 
-from . import logic
+from schemas.completion import CompletionRequest, CompletionResult, ErrorKind, Message, ResultError
+from services.providers.base import ChatCall, Provider
+from services.runtime.config import LifelineConfig, RouteConfig
+
+from . import logic, rules, strategies
 from .availability import Availability
 from .breaker import BreakerConfig
+from .controls import Controls
+from .history import conversation
+from .ports import (
+    Admission, History, LowerTiers, NoHistory, NoLowerTiers, Reservation, Unlimited,
+)
+from .retry import RetryBudget
+from .slow_start import SlowStart
+from .outcome import KeyRefusal, Outcome, callers_fault
+from .walk import Parts, Walk
+
+__all__ = ["Engine", "KeyRefusal", "Outcome", "Plan", "callers_fault"]
 
 
-def callers_fault(e: ProviderError) -> bool:
-    """A request every vendor would refuse (400, 422): answer it, do not try the next member.
+@dataclass(frozen=True)
+class Plan:
+    """What Engine.prepare decided for one request: what the walk (or the stream walk) needs."""
 
-    A 404 is also `bad_request` in the taxonomy, but it means this vendor lacks the model or the
-    deployment; another member of the chain may well have it.
-    """
-    return e.kind is ErrorKind.BAD_REQUEST and e.status_code != 404
-
-
-@dataclass
-class Outcome:
-    result: CompletionResult
-    attempts: list[Attempt] = field(default_factory=list)
-    status_codes: list[int | None] = field(default_factory=list)
+    route: RouteConfig
+    members: list[logic.Member]  # in the order to try them; depth = position
+    messages: list[Message]  # the request's, after the session's earlier turns
+    prompt_tokens: int  # estimated, of `messages`
+    downgraded: bool  # a budget downgrade chose the chain: every answer is `degraded`
+    reservation: Reservation  # settle it with the real cost, whatever happens
 
 
 class Engine:
@@ -40,123 +58,143 @@ class Engine:
         providers: Mapping[str, Provider],
         *,
         clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        lower_tiers: LowerTiers | None = None,
+        admission: Admission | None = None,
+        history: History | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.config = config
         self.providers = providers
         self.clock = clock
+        self.lower_tiers = lower_tiers or NoLowerTiers()
+        self.admission = admission or Unlimited()
+        self.history = history or NoHistory()
         b = config.breaker
         self.availability = Availability(BreakerConfig(
             window=b.window, window_size=b.window_size, minimum_calls=b.minimum_calls,
             failure_rate_threshold=b.failure_rate_threshold,
             slow_call_rate_threshold=b.slow_call_rate_threshold, slow_call_s=b.slow_call_ms / 1000,
-            wait_in_open_s=b.wait_in_open_ms / 1000, half_open_calls=b.half_open_calls))
-        self.killswitch: str | None = None  # the reason, while engaged (control KV)
+            wait_in_open_s=b.wait_in_open_ms / 1000, half_open_calls=b.half_open_calls),
+            slow_start=SlowStart(b.slow_start_ms / 1000))
+        self.controls = Controls()
+        self.stats: dict[str, strategies.MemberStats] = {}  # provider/model -> latency, headroom
+        self.budgets = {name: RetryBudget(r.retry.budget_ratio, r.retry.budget_window_s, r.retry.min_per_s)
+                        for name, r in config.routes.items() if r.retry.per_member or r.hedge}
+        self.tracer = tracer or NoOpTracer()  # a span per provider call (walk.py, streaming.py)
+        self.parts = Parts(providers, self.availability, self.stats, clock, rng or random.Random(),
+                           self.tracer)
         self.in_flight = 0
 
-    async def complete(self, request: CompletionRequest) -> Outcome:
+    @property
+    def killswitch(self) -> str | None:
+        """The global kill switch's reason while engaged (kept for callers of the first cut)."""
+        return self.controls.everything
+
+    async def complete(self, request: CompletionRequest, *, may_wait: bool = True) -> Outcome:
+        """may_wait=False: never sleep for a cooling member (the queue worker waits outside,
+        paced; a call that slept here would reach the vendor unpaced)."""
         self.in_flight += 1
         try:
-            return await self._complete(request)
+            return await self._complete(request, may_wait)
         finally:
             self.in_flight -= 1
 
-    async def _complete(self, request: CompletionRequest) -> Outcome:
-        started = self.clock()
-        if self.killswitch is not None:
-            return Outcome(logic.maintenance(request.request_id,
-                                             self.config.tiers.maintenance_message))
-        members = logic.plan(self.config, request.route, request.region)
-        if isinstance(members, ResultError):
-            return Outcome(self._error(request, members, started))
-        route = self.config.routes[request.route]
-        deadline_ms = min(request.deadline_ms or route.deadline_ms, route.deadline_ms)
-        deadline_at = started + deadline_ms / 1000
-        call = ChatCall(
-            model="", messages=[m.model_dump() for m in request.messages],
-            max_tokens=request.max_tokens, temperature=request.temperature,
-        )
-        outcome = Outcome(self._error(request, ResultError(
-            kind=ErrorKind.EXHAUSTED, message="every provider in the route failed"), started))
-        tried: set[str] = set()  # a member that failed this request is not asked twice
-        while True:
-            skipped: dict[str, str] = {}
-            for member in members:
-                if member.key in tried:
-                    continue
-                now = self.clock()
-                timeout = logic.attempt_timeout(route.attempt_timeout_ms, deadline_at, now)
-                if timeout <= 0:
-                    outcome.result.error = ResultError(
-                        kind=ErrorKind.TIMEOUT, message=f"deadline of {deadline_ms} ms reached")
-                    return self._finish(outcome, started)
-                refusal = self.availability.refusal(member.provider, member.key, now)
-                if refusal is not None:  # skipped without a network call
-                    skipped[member.key] = refusal
-                    continue
-                tried.add(member.key)
-                verdict = await self._attempt(member, call, timeout, outcome, request)
-                if verdict != "failed":  # answered, or the caller's fault: answered as is
-                    return self._finish(outcome, started)
-            waiting = [(m.provider, m.key) for m in members if m.key in skipped]
-            due = self.availability.due_back(waiting, self.clock())
-            if route.when_all_cooling != "wait" or due is None:
-                break
-            # Everyone left is cooling down: wait for the first one due back, within the deadline.
-            wait = max(due - self.clock(), 0.05)
-            if self.clock() + wait >= deadline_at:
-                break
-            await asyncio.sleep(wait)
-        if skipped:
-            outcome.result.error = ResultError(kind=ErrorKind.EXHAUSTED, message=(
-                "no provider could answer: " + "; ".join(
-                    [f"{a.provider}/{a.model}: {a.outcome}" for a in outcome.attempts]
-                    + list(skipped.values()))))
-        return self._finish(outcome, started)
+    async def prepare(self, request: CompletionRequest, started: float) -> Plan | CompletionResult:
+        """Everything decided before a provider is called, the same for llm.complete and
+        llm.stream: controls -> route -> history -> rules -> members -> admission.
 
-    async def _attempt(self, member: logic.Member, call: ChatCall, timeout: float,
-                       outcome: Outcome, request: CompletionRequest,
-                       ) -> Literal["answered", "failed", "callers_fault"]:
-        """One call to one member. Records the outcome in the availability state and `outcome`."""
-        t0 = self.clock()
+        Returns the answer itself when no provider may be called (the maintenance message under
+        a kill switch; an error for an unknown route, no member in the region, a refused budget),
+        else the Plan, whose reservation the caller settles whatever happens."""
+        if self.controls.blocked(request) is not None:
+            answer = logic.maintenance(request.request_id, self.config.tiers.maintenance_message)
+            answer.answered_by = "killswitch"  # so tier.changed says why (the notifier reads it)
+            return answer
+        route = self.config.routes.get(request.route)
+        if route is None:
+            return self._error(request, logic.plan(self.config, request.route), started)  # type: ignore[arg-type]
+        messages = request.messages
+        if request.session_id is not None and route.history_turns:
+            earlier = await self.history.earlier_turns(request.session_id, limit=route.history_turns)
+            messages = conversation(earlier, request.messages)
+        prompt_tokens = logic.estimate_tokens(messages)
+        choice = rules.choose(route, request, prompt_tokens,
+                              downgraded=request.route in self.controls.downgraded)
+        members = logic.plan(self.config, request.route, request.region, chain=choice.chain)
+        if isinstance(members, ResultError):
+            return self._error(request, members, started)
+        members = self._order(members, choice.strategy, route.weights, prompt_tokens, request)
+        reservation = await self.admission.admit(request, members)
+        if isinstance(reservation, ResultError):
+            return self._error(request, reservation, started)
+        return Plan(route, members, messages, prompt_tokens, choice.downgraded, reservation)
+
+    async def lower_tier(self, request: CompletionRequest, failed: CompletionResult) -> CompletionResult | None:
+        """The lower tiers' answer for a request no model answered, or None (also for a request
+        every vendor refuses as malformed: that is said as it is)."""
+        if failed.error is not None and failed.error.kind is ErrorKind.BAD_REQUEST:
+            return None
+        return await self.lower_tiers.answer(request, failed)
+
+    async def _complete(self, request: CompletionRequest, may_wait: bool = True) -> Outcome:
+        started = self.clock()
+        plan = await self.prepare(request, started)
+        if isinstance(plan, CompletionResult):
+            return Outcome(plan)
+        outcome: Outcome | None = None
         try:
-            answer = await self.providers[member.provider].complete(
-                ChatCall(**{**call.__dict__, "model": member.model}), timeout=timeout)
-        except ProviderError as e:
-            now = self.clock()
-            self.availability.record(member.provider, member.key, now, duration_s=now - t0, error=e)
-            outcome.attempts.append(Attempt(
-                provider=member.provider, model=member.model, outcome=e.kind,
-                latency_ms=_ms(now - t0), error=e.message))
-            outcome.status_codes.append(e.status_code)
-            if callers_fault(e):
-                outcome.result.error = ResultError(kind=e.kind, message=e.message)
-                return "callers_fault"
-            return "failed"
-        except BaseException:
-            self.availability.cancelled(member.key)
-            raise
+            outcome = await self._walk(request, plan, started, may_wait)
+        finally:
+            # Settled whatever happens (a cancelled request releases what it reserved).
+            await plan.reservation.settle(outcome.result.cost_usd if outcome else 0.0)
+        result = outcome.result
+        if result.status == "ok":
+            await self.lower_tiers.remember(request, result)
+        else:
+            lower = await self.lower_tier(request, result)
+            if lower is not None:
+                lower.cost_usd += result.cost_usd  # what the failed attempts were billed
+                outcome.result = lower
+                self._finish(outcome, started)
+        return outcome
+
+    def _order(self, members: list[logic.Member], strategy: strategies.Strategy,
+               weights: Mapping[str, float], prompt_tokens: int,
+               request: CompletionRequest) -> list[logic.Member]:
+        """The strategy's order (depth = position in it); then a member with no rate-limit room
+        left goes last, and one still ramping up after its return (slow start) takes only its
+        share of first attempts: the rest try it last."""
         now = self.clock()
-        self.availability.record(member.provider, member.key, now, duration_s=now - t0, error=None)
-        outcome.attempts.append(Attempt(
-            provider=member.provider, model=member.model, outcome="ok", latency_ms=_ms(now - t0)))
-        outcome.status_codes.append(answer.status_code)
-        usage = Usage(input_tokens=answer.input_tokens, output_tokens=answer.output_tokens)
-        outcome.result = CompletionResult(
-            request_id=request.request_id, status="ok", content=answer.content,
-            tier=logic.tier_for(member.depth), provider=member.provider, model=member.model,
-            fallback_depth=member.depth, usage=usage, cost_usd=logic.cost_usd(member.prices, usage),
-        )
-        return "answered"
+        preferred = strategies.order(
+            strategy, members, stats=self.stats, now=now, rng=self.parts.rng, weights=weights,
+            input_tokens=prompt_tokens, output_tokens=request.max_tokens or logic.OUTPUT_TOKENS_GUESS)
+        ranked = strategies.room_first([replace(m, depth=i) for i, m in enumerate(preferred)],
+                                       stats=self.stats, now=now)
+        first = [m for m in ranked if self.availability.ramp_admits(m.provider, m.key, now)]
+        return first + [m for m in ranked if m not in first]
+
+    async def _walk(self, request: CompletionRequest, plan: Plan, started: float,
+                    may_wait: bool = True) -> Outcome:
+        route = plan.route
+        deadline_ms = min(request.deadline_ms or route.deadline_ms, route.deadline_ms)
+        budget = self.budgets.get(request.route)
+        if budget is not None:
+            budget.request(started)
+        call = ChatCall(model="", messages=[m.model_dump() for m in plan.messages],
+                        max_tokens=request.max_tokens, temperature=request.temperature)
+        outcome = await Walk(self.parts, request, route, plan.members, call,
+                             prompt_tokens=plan.prompt_tokens, started=started,
+                             deadline_at=started + deadline_ms / 1000, downgraded=plan.downgraded,
+                             budget=budget, may_wait=may_wait).run()
+        outcome.result.cost_usd = sum(outcome.costs)  # the winner and every billed loser
+        return self._finish(outcome, started)
 
     def _finish(self, outcome: Outcome, started: float) -> Outcome:
         outcome.result.attempts = outcome.attempts
-        outcome.result.latency_ms = _ms(self.clock() - started)
+        outcome.result.latency_ms = round((self.clock() - started) * 1000, 3)
         return outcome
 
     def _error(self, request: CompletionRequest, error: ResultError, started: float) -> CompletionResult:
         return CompletionResult(request_id=request.request_id, status="error", error=error,
-                                latency_ms=_ms(self.clock() - started))
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 3)
+                                latency_ms=round((self.clock() - started) * 1000, 3))

@@ -6,9 +6,13 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from schemas.completion import (
-    CompletionRequest, CompletionResult, ErrorKind, ResultError, Tier, Usage,
+    CompletionRequest, CompletionResult, ErrorKind, Message, ResultError, Tier, Usage,
 )
 from services.runtime.config import LifelineConfig, ModelConfig
+
+
+# Output tokens assumed for pricing a request that sets no max_tokens (strategy `cost`).
+OUTPUT_TOKENS_GUESS = 256
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -17,7 +21,11 @@ class Member:
     model: str
     prices: ModelConfig
     region: str
-    depth: int  # position in the route's chain; 0 = primary
+    depth: int  # position in the chain, then in this request's preferred order; 0 = first choice
+
+    @property
+    def context_window(self) -> int:
+        return self.prices.context_window
 
     @property
     def key(self) -> str:
@@ -54,8 +62,9 @@ def request_id_of(raw: bytes) -> str | None:
     return rid if isinstance(rid, str) and rid else None
 
 
-def plan(config: LifelineConfig, route: str, region: str | None = None) -> list[Member] | ResultError:
-    """The route's chain in order (strategy `priority`; smarter strategies come later).
+def plan(config: LifelineConfig, route: str, region: str | None = None, *,
+         chain: list[str] | None = None) -> list[Member] | ResultError:
+    """The route's chain (or `chain`, picked by a rule or a downgrade) in order.
 
     A request with a region is only ever planned onto members in that region: data residency
     holds during failover too, and no member there means an error, never a crossing.
@@ -65,7 +74,7 @@ def plan(config: LifelineConfig, route: str, region: str | None = None) -> list[
         return ResultError(kind=ErrorKind.NO_ROUTE,
                            message=f"unknown route {route!r} (known: {', '.join(config.routes)})")
     members = []
-    for depth, entry in enumerate(spec.chain):
+    for depth, entry in enumerate(chain if chain is not None else spec.chain):
         provider, model = entry.split("/", 1)
         p = config.providers[provider]
         if region is not None and p.region != region:
@@ -78,6 +87,13 @@ def plan(config: LifelineConfig, route: str, region: str | None = None) -> list[
     return members
 
 
+def estimate_tokens(messages: list[Message]) -> int:
+    """A cheap prompt size: ~4 characters a token (OpenAI's rule of thumb for English) plus 3
+    per message for role and separators (OpenAI's cookbook). Good enough to skip a member whose
+    window is plainly too small or to match a size rule; never used to bill."""
+    return sum(-(-len(m.content) // 4) + 3 for m in messages)
+
+
 def maintenance(request_id: str, message: str) -> CompletionResult:
     """Tier 4: an answer, not an error, when no model may be called (the kill switch)."""
     return CompletionResult(request_id=request_id, status="ok", content=message, tier="emergency")
@@ -88,8 +104,10 @@ def cost_usd(prices: ModelConfig, usage: Usage) -> float:
             + usage.output_tokens * prices.output_per_mtok) / 1_000_000
 
 
-def tier_for(depth: int) -> Tier:
-    return "full" if depth == 0 else "degraded"
+def tier_for(depth: int, *, downgraded: bool = False) -> Tier:
+    """`full` when the member the strategy chose first answered; a fallback, or any member of a
+    budget downgrade's cheaper chain, is `degraded` (DESIGN.md, degradation tiers)."""
+    return "full" if depth == 0 and not downgraded else "degraded"
 
 
 def attempt_timeout(attempt_ms: int, deadline_at: float, now: float) -> float:

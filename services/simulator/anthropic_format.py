@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from services.simulator.logic import Answer, ChatRequest, stream_pieces
+from services.simulator.logic import Answer, ChatRequest, stream_pieces, text_of
 from services.simulator.wire import Failure
 
 CHAT_PATH = "/v1/messages"
@@ -70,6 +70,11 @@ def parse(body: Any) -> ChatRequest | Failure:
                 f"messages: Unexpected role \"{m.get('role')}\". The Messages API accepts a top-level "
                 "`system` parameter, not \"system\" as an input message role."
             )
+    last = messages[-1]
+    if last.get("role") == "assistant" and text_of(last.get("content")) != text_of(last.get("content")).rstrip():
+        # The real API refuses a prefill that ends in whitespace: an adapter resuming a stream
+        # from a partial answer must strip it.
+        return _invalid("messages: final assistant content cannot end with trailing whitespace")
     if not _positive_int(max_tokens):
         return _invalid("max_tokens: Input should be a valid integer greater than or equal to 1")
     return ChatRequest(model=model, messages=messages, max_tokens=max_tokens,
@@ -118,6 +123,21 @@ def garbage(stream: bool) -> tuple[str, bytes]:
     if stream:
         return "text/event-stream", f"event: message_start\ndata: {payload}\n\n".encode()
     return "application/json", payload.encode()
+
+
+def error_in_ok() -> dict[str, Any]:
+    """What mode stream_error answers a non-streamed request with: an error body inside a 200."""
+    return _error(529, "overloaded_error", "Overloaded").body
+
+
+def stream_error_frames() -> list[bytes]:
+    """The error event Anthropic sends inside a 200 stream (then the stream ends)."""
+    return [_event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})]
+
+
+def malformed_frame() -> bytes:
+    """An event cut off inside its JSON."""
+    return b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, "delta": {"type": "text_d\n\n'
 
 
 def _usage(answer: Answer, output_tokens: int) -> dict[str, Any]:

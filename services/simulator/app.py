@@ -9,8 +9,6 @@ vendor would refuse; no pydantic per chat request.
 
 import asyncio
 import json
-import socket
-import struct
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -18,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from services.simulator import anthropic_format, control, openai_format
+from services.simulator import anthropic_format, control, openai_format, stream_faults
 from services.simulator.keys import CLOCK, VENDORS
 from services.simulator.logic import (
     ChatRequest,
@@ -29,6 +27,7 @@ from services.simulator.logic import (
     count_prompt_tokens,
     decide,
 )
+from services.simulator.stream_faults import close_connection
 from services.simulator.wire import Failure, WireFormat
 
 FORMATS: Mapping[str, WireFormat] = MappingProxyType({"openai": openai_format, "anthropic": anthropic_format})
@@ -36,7 +35,8 @@ FORMATS: Mapping[str, WireFormat] = MappingProxyType({"openai": openai_format, "
 DEFAULT_VENDORS: Mapping[str, Format] = MappingProxyType(
     {"openai": "openai", "anthropic": "anthropic", "local": "openai"}
 )
-_SSE = "text/event-stream; charset=utf-8"
+# Outcomes counted under their own name rather than "200": the vendor never finished the answer.
+_COUNTED_AS_MODE = frozenset({"cut", "stall", "stream_error", "malformed_chunk"})
 
 
 def build_app(
@@ -97,21 +97,8 @@ def _failure_response(wire: WireFormat, failure: Failure) -> web.Response:
                         content_type="application/json", headers=headers)
 
 
-def _close(request: web.Request, *, reset: bool) -> None:
-    """Drop the connection. `reset` sends a TCP RST (SO_LINGER 0) instead of a clean FIN."""
-    transport = request.transport
-    if transport is None:  # the client is already gone
-        return
-    sock = transport.get_extra_info("socket")
-    if reset and sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        transport.abort()
-    else:
-        transport.close()  # a FIN after what was written: the partial answer reaches the client
-
-
 def _refused(request: web.Request) -> web.Response:
-    _close(request, reset=True)
+    close_connection(request, reset=True)
     # Never sent (the transport is gone); 444 is nginx's "closed without response", for the access log.
     return web.Response(status=444)
 
@@ -165,45 +152,28 @@ async def chat(request: web.Request) -> web.StreamResponse:
         vendor.counters.record(str(result.status), model)
         return _failure_response(wire, result)
     headers = {wire.REQUEST_ID_HEADER: wire.new_request_id()}
-    if decision.outcome == "garbage":
+    if decision.outcome == "garbage" or (decision.outcome == "malformed_chunk" and not result.stream):
         vendor.counters.record("200", model)
         content_type, payload = wire.garbage(result.stream)
         return web.Response(body=payload, content_type=content_type, charset="utf-8", headers=headers)
-    reply = answer(vendor.name, result)
-    vendor.counters.record("cut" if decision.outcome == "cut" else "200", model)
+    reply = answer(vendor.name, result, wrong=decision.outcome == "wrong")
+    vendor.counters.record(decision.outcome if decision.outcome in _COUNTED_AS_MODE else "200", model)
     if result.stream:
         frames, first_content = wire.stream_frames(result, reply, int(time.time()))
-        return await _stream(request, frames, first_content, decision, vendor.settings.cut_after, headers)
+        return await stream_faults.stream(request, wire, frames, first_content, decision,
+                                          vendor.settings, headers)
+    if decision.outcome == "stream_error":  # not streamed: the error body inside a 200
+        return web.json_response(wire.error_in_ok(), headers=headers)
+    if decision.outcome == "stall":  # not streamed: a vendor that hangs, then hangs up
+        await stream_faults.stall(request, vendor.settings.latency_ms / 1000)
+        close_connection(request, reset=False)
+        return web.Response(status=444)
     if decision.delay_s:
         await asyncio.sleep(decision.delay_s)
     payload = json.dumps(wire.completion(result, reply, int(time.time()))).encode()
     if decision.outcome == "cut":
         return await _cut_body(request, payload, headers)
     return web.Response(body=payload, content_type="application/json", headers=headers)
-
-
-async def _stream(
-    request: web.Request,
-    frames: list[bytes],
-    first_content: int,
-    decision: Decision,
-    cut_after: int,
-    headers: dict[str, str],
-) -> web.StreamResponse:
-    cut = decision.outcome == "cut"
-    if cut:  # a mid-answer death: never the last frame ([DONE] / message_stop), whatever cut_after says
-        frames = frames[: min(first_content + cut_after, len(frames) - 1)]
-    response = web.StreamResponse(headers={"Content-Type": _SSE, "Cache-Control": "no-cache", **headers})
-    await response.prepare(request)
-    if decision.delay_s:  # slow: headers at once, then a long wait for the first token, like a real vendor
-        await asyncio.sleep(decision.delay_s)
-    for frame in frames:
-        await response.write(frame)
-    if cut:
-        _close(request, reset=False)
-    else:
-        await response.write_eof()
-    return response
 
 
 async def _cut_body(request: web.Request, payload: bytes, headers: dict[str, str]) -> web.StreamResponse:
@@ -213,7 +183,7 @@ async def _cut_body(request: web.Request, payload: bytes, headers: dict[str, str
     response.content_length = len(payload)
     await response.prepare(request)
     await response.write(payload[: len(payload) // 2])
-    _close(request, reset=False)
+    close_connection(request, reset=False)
     return response
 
 

@@ -16,30 +16,34 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.simulator.keys import CLOCK, VENDORS
-from services.simulator.logic import DEFAULT_SLOW_LATENCY_MS, FaultSettings, Mode, Vendor
+from services.simulator.logic import (
+    DEFAULT_SLOW_LATENCY_MS, DEFAULT_STALL_MS, FaultSettings, Mode, Vendor,
+)
 
 
 class VendorUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     mode: Mode
-    latency_ms: int | None = Field(None, ge=0, le=600_000)  # None: 1000 in mode slow, else 0
+    latency_ms: int | None = Field(None, ge=0, le=600_000)  # None: 1000 in slow, 30000 in stall, else 0
     error_rate: float = Field(0.3, ge=0.0, le=1.0)  # fraction of 500s in mode flaky
     retry_after_s: int = Field(1, ge=0, le=86_400)  # Retry-After of a 429 in mode ratelimit
-    cut_after: int = Field(3, ge=0)  # content chunks before the connection drops, in mode cut
+    cut_after: int = Field(3, ge=0)  # content chunks before a stream fault (cut, stall, stream_error, malformed_chunk)
+    chunk_delay_ms: int = Field(0, ge=0, le=60_000)  # pacing between a stream's content chunks
     context_window: int | None = Field(None, ge=1)  # tokens; None = the format's default
     for_s: float | None = Field(None, gt=0)  # seconds until the mode reverts to ok; None = until changed
 
     def to_settings(self) -> FaultSettings:
         latency = self.latency_ms
         if latency is None:
-            latency = DEFAULT_SLOW_LATENCY_MS if self.mode == "slow" else 0
+            latency = {"slow": DEFAULT_SLOW_LATENCY_MS, "stall": DEFAULT_STALL_MS}.get(self.mode, 0)
         return FaultSettings(
             mode=self.mode,
             latency_ms=latency,
             error_rate=self.error_rate,
             retry_after_s=self.retry_after_s,
             cut_after=self.cut_after,
+            chunk_delay_ms=self.chunk_delay_ms,
             context_window=self.context_window,
             for_s=self.for_s,
         )

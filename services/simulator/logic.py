@@ -13,14 +13,18 @@ from types import MappingProxyType
 from typing import Any, Literal, get_args
 
 Format = Literal["openai", "anthropic"]
-Mode = Literal["ok", "down", "refuse", "slow", "ratelimit", "flaky", "garbage", "cut"]
+Mode = Literal["ok", "down", "refuse", "slow", "ratelimit", "flaky", "garbage", "cut",
+               "stall", "stream_error", "malformed_chunk", "wrong"]
 MODES: tuple[str, ...] = get_args(Mode)
 # What the handler does with one request; `error` is flaky's 500, `answer` includes slow.
-Outcome = Literal["answer", "down", "refuse", "ratelimit", "error", "garbage", "cut"]
+# `wrong` is a well-formed 200 whose content is not the answer: what only quality canaries catch.
+Outcome = Literal["answer", "down", "refuse", "ratelimit", "error", "garbage", "cut",
+                  "stall", "stream_error", "malformed_chunk", "wrong"]
 
 # Real windows of the current flagship models of each format (gpt-4o: 128k; Claude: 200k).
 DEFAULT_CONTEXT_WINDOW: Mapping[str, int] = MappingProxyType({"openai": 128_000, "anthropic": 200_000})
 DEFAULT_SLOW_LATENCY_MS = 1000  # `slow` with no latency given must still be slow
+DEFAULT_STALL_MS = 30_000  # how long `stall` holds a connection with no latency given
 MESSAGE_OVERHEAD_TOKENS = 3  # per message, as OpenAI's cookbook counts role/separator tokens
 ECHO_MAX_TOKENS = 24  # the answer quotes at most this much of the question: short and readable
 
@@ -31,7 +35,8 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 _PIECE = re.compile(r"\s*\S+\s*|\s+")
 _STATIC_OUTCOMES: Mapping[str, Outcome] = MappingProxyType(
     {"ok": "answer", "slow": "answer", "down": "down", "refuse": "refuse",
-     "ratelimit": "ratelimit", "garbage": "garbage", "cut": "cut"}
+     "ratelimit": "ratelimit", "garbage": "garbage", "cut": "cut", "stall": "stall",
+     "stream_error": "stream_error", "malformed_chunk": "malformed_chunk", "wrong": "wrong"}
 )
 
 
@@ -86,16 +91,79 @@ class Answer:
     truncated: bool  # cut by max_tokens: finish_reason "length" / stop_reason "max_tokens"
 
 
+# Two deterministic rules, so that golden prompts (the health monitor's quality canaries) have a
+# checkable right answer here as they do from a real model: "Reply with exactly: X" answers X, and
+# "What is A + B" (or -, *) answers with the result. Anything else is echoed.
+_EXACTLY = re.compile(r"reply with exactly:\s*(.+)$", re.IGNORECASE)
+_ARITHMETIC = re.compile(r"\bwhat is\s+(-?\d{1,9})\s*([-+*])\s*(-?\d{1,9})\b", re.IGNORECASE)
+_OPS = MappingProxyType({"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b})
+
+
+def _ruled(question: str) -> str | None:
+    if exactly := _EXACTLY.search(question):
+        return exactly.group(1).strip()
+    if sum_ := _ARITHMETIC.search(question):
+        a, op, b = int(sum_.group(1)), sum_.group(2), int(sum_.group(3))
+        return f"{a} {op} {b} = {_OPS[op](a, b)}"
+    return None
+
+
+def wrong_text(vendor: str, model: str) -> str:
+    """Mode `wrong`: fluent, well-formed, and not the answer to anything."""
+    return f"[{vendor}/{model}] I am not sure, but it is probably 7. This is a simulated answer."
+
+
 def reply_text(vendor: str, model: str, messages: Sequence[Mapping[str, Any]]) -> str:
     last_user = next((text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
     question = " ".join(last_user.split())  # one line, however the prompt was laid out
+    if (ruled := _ruled(question)) is not None:
+        return ruled
     quoted = _cut_after_tokens(question, ECHO_MAX_TOKENS)
     ellipsis = "..." if quoted != question else ""
     return f"[{vendor}/{model}] You asked: {quoted.rstrip(' .?!')}{ellipsis}. This is a simulated answer."
 
 
-def answer(vendor: str, request: ChatRequest) -> Answer:
-    content = reply_text(vendor, request.model, request.messages)
+# A simulated answer starts with its author's label, "[vendor/model] ".
+_LABEL = re.compile(r"^\[[^\]]*\]\s*")
+_CONTINUE = re.compile(r"^\s*continue\b", re.IGNORECASE)
+
+
+def continued(messages: Sequence[Mapping[str, Any]]) -> tuple[Sequence[Mapping[str, Any]], str] | None:
+    """(the conversation before it, the partial answer) when a request asks to continue an answer.
+
+    Two shapes: a final assistant message (Anthropic's prefill: the model carries on from it), or
+    an assistant message followed by a user message starting with "Continue" (how an OpenAI-format
+    model is asked). Anything else is a new question.
+    """
+    if not messages:
+        return None
+    last = messages[-1]
+    if last.get("role") == "assistant":
+        return messages[:-1], text_of(last.get("content"))
+    if (len(messages) >= 2 and messages[-2].get("role") == "assistant" and last.get("role") == "user"
+            and _CONTINUE.match(text_of(last.get("content")))):
+        return messages[:-2], text_of(messages[-2].get("content"))
+    return None
+
+
+def continuation(full: str, partial: str) -> str:
+    """What this model adds to `partial` to reach its own answer `full`: like a real model, it
+    carries on from the words, whoever wrote them (labels aside); if the partial answer is not
+    the start of its own, it starts over."""
+    body = _LABEL.sub("", full)
+    done = _LABEL.sub("", partial).rstrip()
+    return body[len(done):] if body.startswith(done) else full
+
+
+def answer(vendor: str, request: ChatRequest, *, wrong: bool = False) -> Answer:
+    resumed = continued(request.messages)
+    if wrong:
+        content = wrong_text(vendor, request.model)
+    elif resumed is None:
+        content = reply_text(vendor, request.model, request.messages)
+    else:
+        earlier, partial = resumed
+        content = continuation(reply_text(vendor, request.model, earlier), partial)
     output = count_tokens(content)
     truncated = request.max_tokens is not None and output > request.max_tokens
     if truncated:
@@ -117,10 +185,11 @@ def stream_pieces(content: str) -> list[str]:
 @dataclass(frozen=True, kw_only=True)
 class FaultSettings:
     mode: Mode = "ok"
-    latency_ms: int = 0  # added before the answer, in mode `slow` only
+    latency_ms: int = 0  # added before the answer in mode `slow`; how long `stall` stalls
     error_rate: float = 0.3  # fraction of requests that get a 500, in mode `flaky` only
     retry_after_s: int = 1  # Retry-After of a 429, in mode `ratelimit`
-    cut_after: int = 3  # content chunks a stream sends before it dies, in mode `cut`
+    cut_after: int = 3  # content chunks a stream sends before its fault (cut, stall, stream_error, malformed_chunk)
+    chunk_delay_ms: int = 0  # between a stream's content chunks, in every mode
     context_window: int | None = None  # tokens; None = the format's default window
     for_s: float | None = None  # seconds until the mode reverts to ok by itself; None = until changed
 
@@ -194,6 +263,7 @@ class Vendor:
             "error_rate": s.error_rate,
             "retry_after_s": s.retry_after_s,
             "cut_after": s.cut_after,
+            "chunk_delay_ms": s.chunk_delay_ms,
             "context_window": s.context_window,
             "effective_context_window": self.context_window(),
             "for_s": s.for_s,

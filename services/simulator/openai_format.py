@@ -137,6 +137,22 @@ def garbage(stream: bool) -> tuple[str, bytes]:
     return "application/json", payload.encode()
 
 
+def error_in_ok() -> dict[str, Any]:
+    """What mode stream_error answers a non-streamed request with: an error body inside a 200."""
+    return _error(500, "The server had an error while processing your request. Sorry about that!",
+                  type="server_error").body
+
+
+def stream_error_frames() -> list[bytes]:
+    """OpenAI's own mid-stream failure, followed by a [DONE] that a naive client takes for success."""
+    return [b"data: " + json.dumps(error_in_ok()).encode() + b"\n\n", b"data: [DONE]\n\n"]
+
+
+def malformed_frame() -> bytes:
+    """A chunk cut off inside its JSON."""
+    return b'data: {"id": "chatcmpl-broken", "object": "chat.completion.chunk", "choices": [{"delta": {"content": "tr\n\n'
+
+
 def _usage(answer: Answer) -> dict[str, Any]:
     return {
         "prompt_tokens": answer.input_tokens,

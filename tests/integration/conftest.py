@@ -1,6 +1,6 @@
 """In-process mesh parts on a real bus: the vendor simulator on a real socket, router instances."""
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 
 import aiohttp
@@ -8,6 +8,7 @@ import anthropic
 import openai
 import pytest
 
+from services.providers.base import Provider
 from services.router.app import build_app as build_router
 from services.router.settings import RouterSettings
 from services.runtime.config import LifelineConfig, load_config
@@ -19,11 +20,12 @@ from services.simulator.server import RunningSimulator, running
 SHIPPED_CONFIG = Path(__file__).parents[2] / "lifeline.yaml"
 
 
-def fast_config(attempt_timeout_ms: int = 400, deadline_ms: int = 3000) -> LifelineConfig:
-    """The shipped lifeline.yaml with timeouts short enough for tests."""
+def fast_config(attempt_timeout_ms: int = 400, deadline_ms: int = 3000, **route: object) -> LifelineConfig:
+    """The shipped lifeline.yaml with timeouts short enough for tests (and `route` settings of
+    the `chat` route changed)."""
     config = load_config(SHIPPED_CONFIG)
     chat = config.routes["chat"].model_copy(
-        update={"attempt_timeout_ms": attempt_timeout_ms, "deadline_ms": deadline_ms})
+        update={"attempt_timeout_ms": attempt_timeout_ms, "deadline_ms": deadline_ms, **route})
     return config.model_copy(update={"routes": {**config.routes, "chat": chat}})
 
 
@@ -76,11 +78,11 @@ async def start_router(
     started: list[Service] = []
 
     async def start(instance: str = "router-1", config: LifelineConfig | None = None,
-                    **settings: object) -> Service:
+                    providers: Mapping[str, Provider] | None = None, **settings: object) -> Service:
         service = build_router(
             RouterSettings(nats_url=nats_server.url, simulator_url=sim.url,
                            instance=instance, heartbeat_interval=0.2, **settings),
-            config=config or fast_config(),
+            config=config or fast_config(), providers=providers,
         )
         await service.start()
         started.append(service)

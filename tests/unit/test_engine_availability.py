@@ -112,7 +112,8 @@ async def test_an_eu_request_never_leaves_the_eu_even_when_the_eu_member_is_down
     assert [x.provider for x in out.attempts] == ["e"]
     assert (v["a"].calls, v["b"].calls) == ([], [])
     out = await engine.complete(request(region="eu"))
-    assert (out.result.provider, out.result.fallback_depth) == ("e", 2)
+    # Depth counts within what the request may use: the EU member is the EU request's first choice.
+    assert (out.result.provider, out.result.fallback_depth, out.result.tier) == ("e", 0, "full")
 
 
 async def test_a_region_without_members_is_an_error_not_a_crossing():
@@ -123,7 +124,7 @@ async def test_a_region_without_members_is_an_error_not_a_crossing():
 async def test_the_kill_switch_answers_with_the_maintenance_message_and_calls_nobody():
     v = vendors()
     engine = Engine(CONFIG, v)
-    engine.killswitch = "runaway spend"
+    engine.controls.everything = "runaway spend"
     out = await engine.complete(request())
     assert (out.result.status, out.result.tier, out.result.content) == ("ok", "emergency", "Back soon.")
     assert all(not x.calls for x in v.values())

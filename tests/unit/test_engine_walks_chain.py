@@ -20,9 +20,9 @@ routes:
 
 
 class FakeVendor:
-    """Scripted answers per call: an exception to raise, a delay, or success."""
+    """Scripted answers per call: an exception to raise, a delay, an answer, or success."""
 
-    def __init__(self, name: str, *script: ProviderError | float | None) -> None:
+    def __init__(self, name: str, *script: ProviderError | float | ChatAnswer | None) -> None:
         self.spec = ProviderSpec(name=name, kind="openai", base_url="http://x")
         self.script = list(script)
         self.calls: list[tuple[ChatCall, float]] = []
@@ -32,6 +32,8 @@ class FakeVendor:
         step = self.script.pop(0) if self.script else None
         if isinstance(step, ProviderError):
             raise step
+        if isinstance(step, ChatAnswer):
+            return step
         if isinstance(step, float):
             try:
                 await asyncio.wait_for(asyncio.sleep(step), timeout)

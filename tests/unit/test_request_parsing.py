@@ -39,3 +39,11 @@ def test_a_json_array_is_not_a_request():
 def test_request_id_survives_rejection_when_present():
     assert request_id_of(b'{"request_id": "abc"}') == "abc"
     assert request_id_of(b"garbage") is None
+
+
+def test_subject_patterns_match_as_nats_does():
+    from schemas.subjects import matches
+    assert matches("deadletter.llm.queue.batch", "deadletter.llm.queue.>")
+    assert not matches("deadletter.llm.queue", "deadletter.llm.queue.>")
+    assert matches("llm.result.r1", "llm.result.*") and not matches("llm.result.r1.x", "llm.result.*")
+    assert matches("provider.down", "provider.down") and not matches("provider.up", "provider.down")
