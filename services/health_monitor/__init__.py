@@ -1,0 +1,1 @@
+"""The health-monitor: provider health, service liveness, uptime accounting."""

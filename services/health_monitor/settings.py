@@ -1,0 +1,5 @@
+from services.runtime.settings import Settings
+
+
+class HealthMonitorSettings(Settings):
+    pass
