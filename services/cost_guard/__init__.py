@@ -1,0 +1,1 @@
+"""The cost-guard: spend ledger, budgets, per-user and per-key limits, runaway detection, kill switch."""
