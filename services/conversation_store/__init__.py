@@ -1,0 +1,1 @@
+"""The conversation-store: every conversation turn in our own database; history, export, purge."""
