@@ -1,0 +1,1 @@
+"""The backup-agent: snapshots verified by restoring them, retention, restore, point-in-time recovery."""
