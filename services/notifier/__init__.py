@@ -1,0 +1,1 @@
+"""The notifier: incidents, the status page, outbound alerts."""
