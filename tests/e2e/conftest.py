@@ -19,6 +19,7 @@ def write_config(path: Path, *, attempt_timeout_ms: int = 1000, deadline_ms: int
     data["routes"]["chat"].update(attempt_timeout_ms=attempt_timeout_ms, deadline_ms=deadline_ms)
     for name, fields in provider_overrides.items():
         data["providers"][name].update(fields)
+    data["tiers"]["faq_file"] = str(REPO / "faq.yaml")  # the shipped one, wherever this is written
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -26,6 +27,7 @@ def write_config(path: Path, *, attempt_timeout_ms: int = 1000, deadline_ms: int
 @pytest.fixture
 def mesh(nats_server: NatsServer, tmp_path: Path) -> Iterator[Mesh]:
     mesh = Mesh(nats_url=nats_server.url, home=tmp_path / "home", simulator_port=free_port(),
+                gateway_port=free_port(), status_port=free_port(),
                 env={"LIFELINE_LOG_LEVEL": "WARNING"})
     yield mesh
     mesh.stop_all()

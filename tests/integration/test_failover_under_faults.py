@@ -62,25 +62,47 @@ async def test_fault_on_the_primary_under_load(nc, sim, start_router: StartRoute
         assert hits_after == hits_during
 
 
-async def test_after_the_fault_clears_the_primary_serves_again_after_the_wait_and_one_probe(
+async def ask(nc: nats.NATS) -> dict:
+    return json.loads((await nc.request(subjects.LLM_COMPLETE, ASK, timeout=5)).data)
+
+
+async def test_after_the_fault_clears_the_primary_is_back_after_the_wait_and_one_probe_then_ramps_up(
         nc, sim, start_router: StartRouter):
+    wait_s, ramp_s = 0.5, 2.0
     config = fast_config(attempt_timeout_ms=300, deadline_ms=5000).model_copy(update={
-        "breaker": BreakerSettings(window_size=10, minimum_calls=5, wait_in_open_ms=500,
-                                   half_open_calls=1)})
+        "breaker": BreakerSettings(window_size=10, minimum_calls=5, wait_in_open_ms=int(wait_s * 1000),
+                                   half_open_calls=1, slow_start_ms=int(ramp_s * 1000))})
     await start_router(config=config)
     await set_mode(sim, "openai", "down")
-    results = [json.loads((await nc.request(subjects.LLM_COMPLETE, ASK, timeout=5)).data)
-               for _ in range(20)]
+    results = [await ask(nc) for _ in range(20)]
     assert {r["provider"] for r in results[5:]} == {"anthropic"}
     await set_mode(sim, "openai", "ok")
-    cleared = asyncio.get_running_loop().time()
-    while True:
-        result = json.loads((await nc.request(subjects.LLM_COMPLETE, ASK, timeout=5)).data)
-        if result["tier"] == "full":
-            break
-        assert asyncio.get_running_loop().time() - cleared < 2.0, "primary never came back"
-    back_after = asyncio.get_running_loop().time() - cleared
-    assert back_after < 0.5 + 0.3 + 0.2  # the wait in open, one probe, slack
-    follow = [json.loads((await nc.request(subjects.LLM_COMPLETE, ASK, timeout=5)).data)
-              for _ in range(10)]
+    loop = asyncio.get_running_loop()
+    cleared = loop.time()
+    while (await ask(nc))["tier"] != "full":
+        assert loop.time() - cleared < 2.0, "primary never came back"
+    back = loop.time()
+    assert back - cleared < wait_s + 0.3 + 0.2  # the wait in open, one probe, slack
+
+    # The ramp, measured where it matters: calls the primary received per window, against the
+    # requests answered in that window (10 callers keep the router busy).
+    windows: list[tuple[int, int]] = []
+    for end in (0.5, 1.0, 1.5, 2.0, 2.5):
+        before, answered = await requests_served(sim, "openai"), 0
+
+        async def caller() -> None:
+            nonlocal answered
+            while loop.time() - back < end:
+                assert (await ask(nc))["status"] == "ok"
+                answered += 1
+        await asyncio.gather(*(caller() for _ in range(10)))
+        windows.append((await requests_served(sim, "openai") - before, answered))
+    shares = [served / answered for served, answered in windows]
+    print("primary's share per 0.5 s window after its return:", [f"{s:.2f}" for s in shares], windows)
+    # Linear over 2 s: ~12 %, 38 %, 62 %, 88 % at the windows' middles, then everything.
+    for share, expected in zip(shares, (0.125, 0.375, 0.625, 0.875, 1.0), strict=True):
+        assert abs(share - expected) < 0.2, shares
+    assert shares == sorted(shares)
+    assert shares[-1] == 1.0
+    follow = [await ask(nc) for _ in range(10)]
     assert {(r["tier"], r["provider"]) for r in follow} == {("full", "openai")}

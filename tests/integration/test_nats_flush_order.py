@@ -1,7 +1,6 @@
 """flush() after subscribe proves the server has the subscription (see services/runtime/natsfix.py)."""
 
 import nats
-import pytest
 
 from services.runtime import natsfix
 

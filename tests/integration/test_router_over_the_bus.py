@@ -11,7 +11,8 @@ import pytest
 
 from schemas import subjects
 from schemas.streams import LLM_EVENTS
-from tests.integration.conftest import StartRouter, fast_config, requests_served, set_mode
+from tests.fixtures.router import HeldVendor
+from tests.integration.conftest import StartRouter, fast_config, set_mode
 
 QUESTION = {"role": "user", "content": "What is your refund policy?"}
 
@@ -103,25 +104,29 @@ async def test_a_slow_provider_does_not_hold_up_other_callers(nc, sim, start_rou
 
 
 async def test_graceful_stop_finishes_in_flight_work_while_the_other_instance_takes_new_work(
-        nc, sim, start_router: StartRouter):
-    config = fast_config(attempt_timeout_ms=5000, deadline_ms=10000)
-    first = await start_router("router-1", config=config)
-    await set_mode(sim, "openai", "slow", latency_ms=700)
-    in_flight = [asyncio.create_task(ask(nc)) for _ in range(20)]
-    await eventually(lambda: first.in_flight() == 20)
-    await start_router("router-2", config=config)
+        nc, sim, held: HeldVendor, start_router: StartRouter):
+    # The vendor holds every answer until released: with a fixed latency, a loaded machine that
+    # took longer than it to start router-2 saw the 20 finish before the stop began (a flake).
+    config = fast_config(attempt_timeout_ms=30_000, deadline_ms=30_000)
+    first = await start_router("router-1", config=config, providers=held.providers(config, sim.url))
+    in_flight = [asyncio.create_task(ask(nc, timeout=60)) for _ in range(20)]
+    await eventually(lambda: held.arrived == 20 and first.in_flight() == 20, timeout=30)
+    await start_router("router-2", config=config, providers=held.providers(config, sim.url))
 
     stopping = asyncio.create_task(first.stop())
     await first.intake_closed.wait()
+    later = [asyncio.create_task(ask(nc, timeout=60)) for _ in range(30)]
+    # router-1 takes nothing new but still holds its 20; router-2 takes the 30.
+    await eventually(lambda: held.arrived == 50, timeout=30)
     assert not stopping.done() and first.in_flight() == 20
-    later = [asyncio.create_task(ask(nc)) for _ in range(30)]
+    held.release.set()
     await stopping
     results = await asyncio.gather(*in_flight, *later)
 
     assert Counter(r["status"] for r in results) == {"ok": 50}
     answered_by = Counter(e["source"] for e in await stored_events(nc, subjects.LLM_COMPLETED))
     assert answered_by == {"router/router-1": 20, "router/router-2": 30}
-    assert await requests_served(sim, "openai") == 50
+    assert held.arrived == 50
 
 
 async def test_trace_context_crosses_the_bus_from_caller_to_stored_events(nc, start_router: StartRouter):

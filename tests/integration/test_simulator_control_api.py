@@ -18,7 +18,8 @@ CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 def _fresh(name: str, fmt: str, window: int) -> dict[str, Any]:
     return {
         "name": name, "format": fmt, "mode": "ok", "latency_ms": 0, "error_rate": 0.3, "retry_after_s": 1,
-        "cut_after": 3, "context_window": None, "effective_context_window": window, "for_s": None,
+        "cut_after": 3, "chunk_delay_ms": 0, "context_window": None, "effective_context_window": window,
+        "for_s": None,
         "remaining_s": None, "requests": {"total": 0, "by_status": {}, "by_model": {}},
     }
 
