@@ -8,7 +8,9 @@
 3. The peer: LiteLLM's proxy (its own venv, bench/litellm_peer.py) with the same chain and
    fallback against the same simulator, same rows. BENCH_PEER=0 skips it.
 
-Every loop is bounded in count (BENCH_N, default 1000) and each section in time (60 s).
+Every loop is bounded in count (BENCH_N, default 1000) and each section in time (60 s). The whole
+set runs BENCH_RUNS times (default 3), each with a fresh bus, router and proxy; every figure shown
+is the median over the runs (the JSON keeps each run's rows too).
 """
 
 import asyncio
@@ -29,6 +31,7 @@ import openai
 from rich.console import Console
 from rich.table import Table
 
+from bench import gateway as gateway_bench
 from bench import litellm_peer
 from services.cli.mesh import Mesh
 from services.providers import make_provider
@@ -36,6 +39,7 @@ from services.providers.base import ChatCall, ProviderSpec
 from services.runtime.natsd import NatsServer, free_port
 
 N = int(os.environ.get("BENCH_N", "1000"))
+RUNS = max(1, int(os.environ.get("BENCH_RUNS", "3")))
 CONCURRENCY = 50
 SECTION_LIMIT_S = 60.0
 MESSAGES = [{"role": "user", "content": "What is your refund policy?"}]
@@ -189,45 +193,118 @@ def show(title: str, rows: list[dict]) -> None:
     console.print(table)
 
 
-def write_results(sections: dict[str, list[dict]]) -> Path:
-    """bench/results/<UTC time>.json and .md: the run's rows, for comparing runs."""
+def median_rows(runs: list[list[dict]]) -> list[dict]:
+    """One row per name: the median of each number over the runs that have that row."""
+    names = list(dict.fromkeys(r["name"] for rows in runs for r in rows))
+    out = []
+    for name in names:
+        rows = [r for rows in runs for r in rows if r["name"] == name]
+        row: dict = {"name": name, "runs": len(rows)}
+        for key in ("n", "cpu_ms", "server_cpu_ms", "p50_ms", "p99_ms", "rps", "errors",
+                    "primary_attempts_per_call"):
+            values = [r[key] for r in rows if r.get(key) is not None]
+            if values:
+                row[key] = statistics.median(values)
+            elif key in ("cpu_ms",):
+                row[key] = None
+        out.append(row)
+    return out
+
+
+def summary(sections: dict[str, list[dict]]) -> list[dict]:
+    """The headline: added latency over a direct call, throughput, and the primary-down tail."""
+    def find(section: str, start: str) -> dict | None:
+        return next((r for r in sections.get(section, []) if r["name"].startswith(start)), None)
+    direct = find("Lifeline router", "direct: adapter")
+    rows = []
+    for who, section, seq, load, down in (
+        ("Lifeline router", "Lifeline router", "lifeline: NATS", f"lifeline router, {CONCURRENCY} at a time",
+         "lifeline router, {c} at a time, openai down"),
+        ("LiteLLM proxy", "LiteLLM proxy (peer)", "litellm proxy -> simulator", f"litellm proxy, {CONCURRENCY} at a time",
+         "litellm proxy, {c} at a time, openai down"),
+    ):
+        s, t = find(section, seq), find(section, load)
+        d = find(section, down.format(c=CONCURRENCY))
+        if not (direct and s and t and d):
+            continue
+        rows.append({"who": who, "added_p50_ms": s["p50_ms"] - direct["p50_ms"],
+                     "added_p99_ms": s["p99_ms"] - direct["p99_ms"], "server_cpu_ms": t.get("server_cpu_ms"),
+                     "rps": t["rps"], "down_p99_ms": d["p99_ms"], "down_errors": d.get("errors", 0)})
+    return rows
+
+
+def show_summary(rows: list[dict]) -> None:
+    table = Table(title=f"Summary: medians of {RUNS} run(s), n={N}, {CONCURRENCY} in flight")
+    for col in ("", "added p50 ms", "added p99 ms", "server CPU ms/call", "calls/s",
+                "p99 ms, primary down", "errors, primary down"):
+        table.add_column(col, justify="right" if col else "left")
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    for r in rows:
+        table.add_row(r["who"], fmt(r["added_p50_ms"]), fmt(r["added_p99_ms"]), fmt(r["server_cpu_ms"]),
+                      f"{r['rps']:.0f}", fmt(r["down_p99_ms"]), str(r["down_errors"]))
+    console.print(table)
+
+
+def write_results(sections: dict[str, list[dict]], runs: list[dict[str, list[dict]]],
+                  headline: list[dict]) -> Path:
+    """bench/results/<UTC time>.json and .md: the medians (and each run, in the JSON)."""
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    (out / f"{stamp}.json").write_text(json.dumps({"n": N, "concurrency": CONCURRENCY,
-                                                   "sections": sections}, indent=2))
-    lines = [f"# make bench {stamp} (n={N}, {CONCURRENCY} in flight)", ""]
+    (out / f"{stamp}.json").write_text(json.dumps({"n": N, "concurrency": CONCURRENCY, "runs": RUNS,
+                                                   "summary": headline, "sections": sections,
+                                                   "each_run": runs}, indent=2))
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    lines = [f"# make bench {stamp} (n={N}, {CONCURRENCY} in flight, medians of {RUNS} runs)", "",
+             "| | added p50 ms | added p99 ms | server CPU ms/call | calls/s | p99 ms, primary down "
+             "| errors, primary down |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['who']} | {fmt(r['added_p50_ms'])} | {fmt(r['added_p99_ms'])} | "
+              f"{fmt(r['server_cpu_ms'])} | {r['rps']:.0f} | {fmt(r['down_p99_ms'])} | {r['down_errors']} |"
+              for r in headline]
+    lines.append("")
     for title, rows in sections.items():
         lines += [f"## {title}", "", "| client | calls | server CPU ms | p50 ms | p99 ms | calls/s | errors |",
                   "|---|---|---|---|---|---|---|"]
-        fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-        lines += [f"| {r['name']} | {r['n']} | {fmt(r.get('server_cpu_ms'))} | {fmt(r['p50_ms'])} | "
+        lines += [f"| {r['name']} | {r['n']:.0f} | {fmt(r.get('server_cpu_ms'))} | {fmt(r['p50_ms'])} | "
                   f"{fmt(r['p99_ms'])} | {r['rps']:.0f} | {r.get('errors', '-')} |" for r in rows]
         lines.append("")
     (out / f"{stamp}.md").write_text("\n".join(lines))
     return out / f"{stamp}.md"
 
 
+async def one_run(port: int) -> dict[str, list[dict]]:
+    sections: dict[str, list[dict]] = {}
+    sections["Provider call overhead"] = await provider_overhead(f"http://127.0.0.1:{port}")
+    with tempfile.TemporaryDirectory() as home:
+        sections["Lifeline router"] = await router_path(port, Path(home))
+    sections["Gateway"] = await gateway_bench.run(port)  # bench/gateway.py: TTFT, added latency
+    if os.environ.get("BENCH_PEER", "1") != "0":
+        # The peer users would otherwise pick: LiteLLM's proxy, same chain, same simulator.
+        litellm_peer.ensure_litellm_venv()
+        sections["LiteLLM proxy (peer)"] = await litellm_peer.run_peer(port, N, CONCURRENCY)
+    return sections
+
+
 async def main() -> None:
     port = free_port()
     sim = start_simulator(port)
-    sections: dict[str, list[dict]] = {}
+    runs: list[dict[str, list[dict]]] = []
     try:
-        sections["Provider call overhead"] = await provider_overhead(f"http://127.0.0.1:{port}")
-        show("Provider call overhead (sequential, simulator in its own process)",
-             sections["Provider call overhead"])
-        with tempfile.TemporaryDirectory() as home:
-            sections["Lifeline router"] = await router_path(port, Path(home))
-        show("The router path", sections["Lifeline router"])
-        if os.environ.get("BENCH_PEER", "1") != "0":
-            # The peer users would otherwise pick: LiteLLM's proxy, same chain, same simulator.
-            litellm_peer.ensure_litellm_venv()
-            sections["LiteLLM proxy (peer)"] = await litellm_peer.run_peer(port, N, CONCURRENCY)
-            show("LiteLLM proxy, same chain and simulator", sections["LiteLLM proxy (peer)"])
+        for i in range(RUNS):
+            console.print(f"run {i + 1} of {RUNS} ...")
+            runs.append(await one_run(port))
     finally:
         sim.terminate()
         sim.wait(10)
-    console.print(f"results: {write_results(sections)}")
+    sections = {title: median_rows([run[title] for run in runs if title in run]) for title in runs[0]}
+    show("Provider call overhead (sequential, simulator in its own process)", sections["Provider call overhead"])
+    show("The router path", sections["Lifeline router"])
+    gateway_bench.show_rows(sections["Gateway"])
+    if "LiteLLM proxy (peer)" in sections:
+        show("LiteLLM proxy, same chain and simulator", sections["LiteLLM proxy (peer)"])
+    headline = summary(sections)
+    show_summary(headline)
+    console.print(f"results: {write_results(sections, runs, headline)}")
 
 
 if __name__ == "__main__":
