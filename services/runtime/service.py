@@ -155,13 +155,25 @@ class Service:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)
             # A last beat that says so: the health monitor does not call a clean stop an outage.
-            await self._send_beat(stopping=True)
+            await self._bounded("the last heartbeat", self._send_beat(stopping=True), 2.0)
         await self._drain_intake()
-        await self.broker.stop()  # unsubscribes the rest, waits for running handlers, closes
+        grace = self.settings.graceful_timeout
+        # unsubscribes the rest, waits for running handlers (up to graceful_timeout), closes
+        await self._bounded("the bus connection", self.broker.stop(), grace + 5.0)
         for hook in reversed(self._on_stop):
-            await hook()
-        await self.health.stop()
+            await self._bounded(getattr(hook, "__qualname__", repr(hook)), hook(), grace)
+        await self._bounded("the health server", self.health.stop(), 5.0)
         self.tracer_provider.shutdown()
+
+    async def _bounded(self, what: str, step: Awaitable[None], seconds: float) -> None:
+        """One step of a stop, abandoned with a warning if it overruns: a stop must end (an
+        orchestrator kills what does not), and the log says which step held it up. JetStream
+        messages not yet acked are redelivered to the other instances either way."""
+        try:
+            await asyncio.wait_for(step, seconds)
+        except TimeoutError:
+            log.warning("%s: stopping: %s did not finish in %.0fs; going on", self.source, what,
+                        seconds)
 
     async def _drain_intake(self) -> None:
         """Hand new work to the other instances, then finish every message already taken.

@@ -77,3 +77,23 @@ async def test_a_service_without_a_bus_fails_to_start_with_a_clear_error():
     service = build_router(RouterSettings(nats_url=url), config=fast_config())
     with pytest.raises(RuntimeError, match=f"router: cannot reach NATS at {url} within 1s"):
         await service.start(connect_timeout=1)
+
+
+async def test_a_stop_step_that_hangs_is_abandoned_after_the_grace_and_named_in_the_log(
+        start_router: StartRouter, caplog: pytest.LogCaptureFixture):
+    router = await start_router(graceful_timeout=1.0)
+    released = asyncio.Event()
+
+    async def stuck_flush() -> None:  # e.g. a database connection that never answers
+        await released.wait()
+
+    router.on_stop(stuck_flush)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with caplog.at_level("WARNING", logger="services.runtime.service"):
+        await router.stop()
+    assert 1.0 <= loop.time() - started < 3.0
+    assert not released.is_set()
+    assert any("stuck_flush did not finish in 1s" in r.getMessage() for r in caplog.records)
+    with pytest.raises(aiohttp.ClientConnectionError):  # the steps after it still ran
+        await get(f"{router.health.url}/healthz")
