@@ -37,6 +37,7 @@ from .delivery import Delivery
 from .hub import LiveHub
 from .metrics import Metrics
 from .processing import Processor, TooManyConflicts
+from .public_urls import PublicOnlyResolver
 from .render import Renderer
 from .senders import Retry, Senders
 from .settings import NotifierSettings
@@ -95,7 +96,12 @@ def build_app(settings: NotifierSettings, *, config: LifelineConfig | None = Non
     async def background_tasks(app: web.Application) -> AsyncIterator[None]:
         processor, engine = app[pages.processor_key], app[pages.engine_key]
         app[http_key] = http = aiohttp.ClientSession()
-        senders = Senders(config.notifier, http=http, env=env, publish=_bus(service).publish,
+        # Subscribers' URLs come from anyone: their session resolves to public addresses only.
+        public_only = config.notifier.subscriber_webhooks == "public"
+        subscriber_http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
+            resolver=PublicOnlyResolver())) if public_only else http
+        senders = Senders(config.notifier, http=http, subscriber_http=subscriber_http, env=env,
+                          publish=_bus(service).publish,
                           source=service.source, public_url=lambda: processor.public_url,
                           subscriber=lambda sub_id: _subscriber(engine, sub_id))
         delivery = Delivery(engine, config.notifier.delivery, senders, clock=clock,
@@ -119,6 +125,7 @@ def build_app(settings: NotifierSettings, *, config: LifelineConfig | None = Non
             if isinstance(outcome, Exception):  # it died before we stopped it: say so
                 log.error("%s had stopped: %r", task.get_name(), outcome)
         await http.close()
+        await subscriber_http.close()
 
     app.cleanup_ctx.extend([database, background_tasks])
 

@@ -19,6 +19,7 @@ from services.runtime.config.notifier import (
 
 from . import alerts
 from .outbox import Item, Subscriber
+from .public_urls import NotPublic, check_public
 
 SIGNATURE_HEADER = "X-Lifeline-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -37,11 +38,12 @@ class GiveUp(Exception):
 
 class Senders:
     def __init__(self, config: NotifierConfig, *, http: aiohttp.ClientSession,
-                 env: Mapping[str, str], publish: Publish, source: str,
+                 subscriber_http: aiohttp.ClientSession | None = None, env: Mapping[str, str], publish: Publish, source: str,
                  public_url: Callable[[], str],
                  subscriber: Callable[[str], Awaitable[Subscriber | None]]) -> None:
         self.config = config
         self.http = http
+        self.subscriber_http = subscriber_http or http
         self.env = env
         self.publish = publish
         self.source = source
@@ -72,9 +74,10 @@ class Senders:
             raise GiveUp(f"channel {item.channel!r} is no longer configured as {item.kind}")
         return channel
 
-    async def _post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> str:
+    async def _post(self, url: str, body: bytes, headers: dict[str, str], timeout: float,
+                    http: aiohttp.ClientSession | None = None) -> str:
         try:
-            async with self.http.post(url, data=body, headers={
+            async with (http or self.http).post(url, data=body, headers={
                     "Content-Type": "application/json", "User-Agent": USER_AGENT, **headers},
                     timeout=aiohttp.ClientTimeout(total=timeout)) as r:
                 text = await r.text()
@@ -120,9 +123,18 @@ class Senders:
         return f"{self.public_url()}/unsubscribe/{sub.token}"
 
     async def subscriber_webhook(self, item: Item) -> None:
+        mode = self.config.subscriber_webhooks
+        if mode == "off":
+            raise GiveUp("webhook subscriptions are turned off (notifier.subscriber_webhooks)")
+        if mode == "public":
+            try:  # again at delivery: what was public when they subscribed may not be now
+                await check_public(item.target or "")
+            except NotPublic as e:
+                raise GiveUp(str(e)) from None
         body = json.dumps({**alerts.webhook_body(item.id, item.payload),
                            "unsubscribe_url": await self._unsubscribe_url(item)}).encode()
-        await self._post(item.target or "", body, {IDEMPOTENCY_HEADER: item.id}, 10.0)
+        await self._post(item.target or "", body, {IDEMPOTENCY_HEADER: item.id}, 10.0,
+                         http=self.subscriber_http)
 
     async def subscriber_email(self, item: Item) -> None:
         unsubscribe = await self._unsubscribe_url(item)

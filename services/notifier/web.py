@@ -20,6 +20,7 @@ from . import feed, outbox, store, summary
 from .hub import CLOSE, LiveHub
 from .metrics import Metrics
 from .processing import Processor
+from .public_urls import NotPublic, check_public
 from .render import Renderer
 from .snapshot import IncidentView, Snapshot, load
 
@@ -199,6 +200,13 @@ async def subscribe(request: web.Request) -> web.Response:
         problem = "e-mail subscriptions are not enabled here (no smtp configured)"
     elif hook and not re.match(r"^https?://", hook):
         problem = "the webhook URL must start with http:// or https://"
+    elif hook and (mode := app[config_key].notifier.subscriber_webhooks) == "off":
+        problem = "webhook subscriptions are not enabled here: subscribe by e-mail"
+    elif hook and mode == "public":
+        try:
+            await check_public(hook)
+        except NotPublic as e:
+            problem = f"the webhook URL must point to the public internet: {e}"
     async with app[engine_key].connect() as conn:
         known = set(await store.components(conn))
     if problem is None and (unknown := [c for c in components if c not in known]):

@@ -2,6 +2,8 @@
 service resumes, and leave with one link; on-call gets Slack, PagerDuty and e-mail formats,
 each checked at a real local receiver (aiohttp; aiosmtpd for SMTP)."""
 
+import asyncio
+
 import aiohttp
 import nats
 
@@ -15,7 +17,8 @@ async def test_subscribers_hear_of_their_components_and_unsubscribe_with_one_lin
     smtp_port, mailbox = smtp_server
     config = notifier_config(channels=channels(receiver, smtp_port=smtp_port),
                              smtp={"host": "127.0.0.1", "port": smtp_port,
-                                   "from_addr": "status@lifeline.test"})
+                                   "from_addr": "status@lifeline.test"},
+                             subscriber_webhooks="any")  # the receiver is on loopback
     notifier = await start_notifier(config, env=channel_env(receiver))
     url = notifier.status_url
     async with aiohttp.ClientSession() as http:
@@ -75,3 +78,41 @@ async def test_subscribers_hear_of_their_components_and_unsubscribe_with_one_lin
     await receiver.wait_for(lambda: len(receiver.at("/hook")) >= 4)
     await mailbox.wait_for(8)  # dana hears of both, on-call of both
     assert len(receiver.at("/sub/openai")) == 2
+
+
+async def test_webhook_subscribers_are_called_only_on_the_public_internet(
+        nc: nats.NATS, start_notifier, receiver, tmp_path):
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'page.db'}"
+    # A closed network's page (`any`) takes a subscriber on loopback.
+    notifier = await start_notifier(notifier_config(subscriber_webhooks="any"), db_url=db_url)
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{notifier.status_url}/subscribe", json={"webhook": f"{receiver.url}/sub"}) as r:
+        assert r.status == 201
+    await notifier.stop()
+
+    # The default, `public`: inside addresses are refused when someone subscribes ...
+    notifier = await start_notifier(notifier_config(), db_url=db_url, instance="notifier-2")
+    async with aiohttp.ClientSession() as http:
+        for url, where in [(f"{receiver.url}/sub", "127.0.0.1"),
+                           ("http://169.254.169.254/latest/meta-data/", "169.254.169.254")]:
+            async with http.post(f"{notifier.status_url}/subscribe", json={"webhook": url}) as r:
+                error = (await r.json())["error"]
+                assert r.status == 400 and error.startswith(
+                    "the webhook URL must point to the public internet:") and where in error
+    # ... and at delivery, for the subscription made before: given up, never called.
+    await publish_event(nc, subjects.PROVIDER_DOWN, ProviderDown(provider="openai", reason="503"))
+    failed = {"channel": "subscribers"}
+    for _ in range(200):
+        if notifier.metrics.get_sample_value("lifeline_notifier_alerts_failed_total", failed):
+            break
+        await asyncio.sleep(0.05)
+    assert notifier.metrics.get_sample_value("lifeline_notifier_alerts_failed_total", failed) == 1
+    assert receiver.at("/sub") == []
+
+
+async def test_webhook_subscriptions_can_be_turned_off(start_notifier):
+    notifier = await start_notifier(notifier_config(subscriber_webhooks="off"))
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{notifier.status_url}/subscribe", json={"webhook": "https://example.com/h"}) as r:
+        assert r.status == 400
+        assert (await r.json())["error"] == "webhook subscriptions are not enabled here: subscribe by e-mail"

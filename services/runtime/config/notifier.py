@@ -118,6 +118,11 @@ class NotifierConfig(Strict):
     admin_token_env: str = "LIFELINE_ADMIN_TOKEN"  # unset: every admin action is refused
     services: list[str] = Field(default_factory=lambda: list(DEFAULT_SERVICES))
     channels: dict[str, Channel] = Field(default_factory=dict)
+    # Webhook subscriptions from the public page: `public` sends only to hosts whose every
+    # address is on the public internet (no loopback, private, link-local or metadata addresses:
+    # anyone can subscribe, so a subscription must not make us call inside our own network);
+    # `any` for closed networks and tests; `off` allows e-mail subscriptions only.
+    subscriber_webhooks: Literal["public", "any", "off"] = "public"
     smtp: SmtpConfig | None = None  # needed by e-mail channels and e-mail subscribers
     incidents: IncidentPolicy = IncidentPolicy()
     delivery: DeliveryConfig = DeliveryConfig()
