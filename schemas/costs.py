@@ -33,6 +33,10 @@ class ReserveReply(BaseModel):
     admitted: bool
     reserved: bool = False  # False: no budget or limit applies; nothing to settle
     error: ResultError | None = None  # why not, when not admitted
+    # Admitted on the route's cheaper downgrade_chain only: a team, user or key budget whose
+    # action is `downgrade` is spent (says which). A global one switches the route for everyone
+    # through the control KV instead.
+    downgrade: str | None = None
 
 
 class Settle(BaseModel):

@@ -23,6 +23,7 @@ class Ask:
     payer: Payer
     estimate_usd: float
     estimate_tokens: int
+    route: str | None = None
 
 
 @dataclass(slots=True)
@@ -54,6 +55,7 @@ class Verdict:
     reserved: bool = False
     error: ResultError | None = None
     counted: list[CounterKey] = field(default_factory=list)  # rows whose `requests` grow by one
+    downgrade: str | None = None  # admitted on the downgrade chain only, because of this budget
 
 
 def rows_needed(policy: Policy, payer: Payer, now: datetime) -> list[CounterKey]:
@@ -116,15 +118,19 @@ def _one(policy: Policy, ask: Ask, snap: Snapshot, now: datetime,
                         f"(in {wait:.0f}s)")))
             if row is not None:
                 counted.append(row)
+    downgrade = None
     for applied in policy.applied(payer):
-        refusal = _check_budget(applied, ask, snap, now, crossings)
-        if refusal is not None:
-            return Verdict(False, error=refusal)
-    return Verdict(True, reserved=True, counted=counted)
+        outcome = _check_budget(applied, ask, snap, now, crossings)
+        if isinstance(outcome, ResultError):
+            return Verdict(False, error=outcome)
+        downgrade = downgrade or outcome
+    return Verdict(True, reserved=True, counted=counted, downgrade=downgrade)
 
 
 def _check_budget(applied: Applied, ask: Ask, snap: Snapshot, now: datetime,
-                  crossings: dict[str, Crossing]) -> ResultError | None:
+                  crossings: dict[str, Crossing]) -> ResultError | str | None:
+    """None: within the budget (or its action is not this request's to take); a ResultError:
+    refused; a string: admitted on the cheaper chain, for this reason."""
     budget = applied.budget
     row = applied.counter(now)
     spent = snap.counter(row).spent_usd
@@ -138,9 +144,16 @@ def _check_budget(applied: Applied, ask: Ask, snap: Snapshot, now: datetime,
         earlier = crossings.get(applied.instance)
         if earlier is None or earlier.level < level:
             crossings[applied.instance] = crossing
-    if level == EXCEEDED and budget.action in ("block", "killswitch"):
+    if level != EXCEEDED:
+        return None
+    who = "everyone" if budget.scope == "global" else f"{budget.scope} {applied.scope_id}"
+    if budget.action == "downgrade":
+        if budget.scope == "global" or (budget.routes is not None and ask.route not in budget.routes):
+            return None  # global: the control KV switches the route for everyone
+        return (f"the {budget.period} budget of {who} is spent "
+                f"(${spent + pending:.4f} of ${budget.limit_usd:.2f})")
+    if budget.action in ("block", "killswitch"):
         wait = periods.seconds_until_next(budget.period, now)
-        who = "everyone" if budget.scope == "global" else f"{budget.scope} {applied.scope_id}"
         return ResultError(kind=ErrorKind.BUDGET_EXHAUSTED, retry_after_s=round(wait, 3), message=(
             f"the {budget.period} budget of {who} is spent: ${spent + pending:.4f} of "
             f"${budget.limit_usd:.2f} (this request would need ~${ask.estimate_usd:.4f}); "

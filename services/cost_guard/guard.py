@@ -67,7 +67,7 @@ class Guard:
 
     async def reserve(self, request: ReserveRequest) -> ReserveReply:
         ask = Ask(request.request_id, Payer(request.user_id, request.key_id, request.team_id),
-                  request.estimate_usd, request.estimate_tokens)
+                  request.estimate_usd, request.estimate_tokens, request.route)
         if not rows_needed(self.policy, ask.payer, self.clock()):
             # Nothing to count against: only a kill switch on the key can refuse it.
             verdicts, _ = decide(self.policy, [ask], _no_rows(self.killed_keys), self.clock())
@@ -97,7 +97,8 @@ class Guard:
     def _reply(self, verdict: Verdict, *, reserved: bool) -> ReserveReply:
         self.metrics.admissions.labels(
             "admitted" if verdict.admitted else verdict.error.kind.value).inc()  # type: ignore[union-attr]
-        return ReserveReply(admitted=verdict.admitted, reserved=reserved, error=verdict.error)
+        return ReserveReply(admitted=verdict.admitted, reserved=reserved, error=verdict.error,
+                            downgrade=verdict.downgrade)
 
     async def settle(self, settle: Settle) -> None:
         await self._settle.submit(settle)

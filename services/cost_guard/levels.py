@@ -161,6 +161,8 @@ def _controls(applied: Applied, config: LifelineConfig, *, engaged: bool,
               reason: str) -> list[tuple[str, str]]:
     """The control KV keys a budget's action sets, with the value to write."""
     budget = applied.budget
+    if budget.action == "downgrade" and budget.scope != "global":
+        return []  # one team's, user's or key's requests: downgraded in the reserve answer
     if budget.action == "downgrade":
         routes = budget.routes if budget.routes is not None else [
             name for name, route in config.routes.items() if route.downgrade_chain]

@@ -47,10 +47,12 @@ def estimate(request: CompletionRequest, first: Member, cfg: AdmissionConfig) ->
 
 
 class _Reserved:
-    def __init__(self, connection: Client, request_id: str, timeout_s: float) -> None:
+    def __init__(self, connection: Client, request_id: str, timeout_s: float,
+                 downgrade: str | None = None) -> None:
         self.connection = connection
         self.request_id = request_id
         self.timeout_s = timeout_s
+        self.downgrade = downgrade
 
     async def settle(self, cost_usd: float) -> None:
         body = Settle(request_id=self.request_id, cost_usd=max(cost_usd, 0.0))
@@ -63,6 +65,8 @@ class _Reserved:
 
 class _Unreserved:
     """Nothing was reserved (no budget or limit applies, or the cost guard was not asked)."""
+
+    downgrade = None
 
     async def settle(self, cost_usd: float) -> None:
         return None
@@ -118,7 +122,7 @@ class BusAdmission:
             return reply.error or ResultError(kind=ErrorKind.LIMITED, message="refused by the cost guard")
         if not reply.reserved:
             return _NOTHING
-        return _Reserved(connection, request.request_id, self.cfg.timeout_ms / 1000)
+        return _Reserved(connection, request.request_id, self.cfg.timeout_ms / 1000, reply.downgrade)
 
     def _unreachable(self, error: Exception) -> Reservation | ResultError:
         if self.unreachable_since is None:

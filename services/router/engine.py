@@ -128,6 +128,19 @@ class Engine:
         reservation = await self.admission.admit(request, members)
         if isinstance(reservation, ResultError):
             return self._error(request, reservation, started)
+        if reservation.downgrade and not choice.downgraded:
+            # This team's, user's or key's budget is spent and says `downgrade`: its request runs
+            # on the cheaper chain, or, where the route has none, is refused as spent.
+            choice = rules.choose(route, request, prompt_tokens, downgraded=True)
+            cheaper = logic.plan(self.config, request.route, request.region, chain=choice.chain)
+            if not choice.downgraded or isinstance(cheaper, ResultError):
+                await reservation.settle(0.0)
+                why = (f"route {request.route} has no downgrade_chain" if not choice.downgraded
+                       else cheaper.message)  # type: ignore[union-attr]
+                return self._error(request, ResultError(
+                    kind=ErrorKind.BUDGET_EXHAUSTED,
+                    message=f"{reservation.downgrade}, and {why} to go on with"), started)
+            members = self._order(cheaper, choice.strategy, route.weights, prompt_tokens, request)
         return Plan(route, members, messages, prompt_tokens, choice.downgraded, reservation)
 
     async def lower_tier(self, request: CompletionRequest, failed: CompletionResult) -> CompletionResult | None:

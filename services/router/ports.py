@@ -24,6 +24,10 @@ class LowerTiers(Protocol):
 
 
 class Reservation(Protocol):
+    # Set when the cost guard admits the request on the route's downgrade_chain only (a team,
+    # user or key budget with action `downgrade` is spent): why.
+    downgrade: str | None
+
     async def settle(self, cost_usd: float) -> None:
         """The request is done and cost this much (0 when nothing was billed)."""
         ...
@@ -51,6 +55,8 @@ class NoLowerTiers:
 
 
 class _Nothing:
+    downgrade = None
+
     async def settle(self, cost_usd: float) -> None:
         return None
 

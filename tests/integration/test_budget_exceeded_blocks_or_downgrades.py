@@ -71,3 +71,29 @@ async def test_downgrade_switches_the_route_to_its_cheaper_chain(
     assert summary["spent_usd"] == pytest.approx(sum(r["cost_usd"] for r in results))
     await asyncio.sleep(0.5)
     assert len(status_events.of("budget.exceeded")) == 1
+
+
+async def test_a_users_downgrade_moves_only_that_user_to_the_cheaper_chain(
+        nc: nats.NATS, db_url: str, start_router, start_cost_guard, status_events):
+    config = priced_config(downgrade_chain=["anthropic/claude-haiku-4-5"],
+                           spend=[{"scope": "user", "period": "day", "limit_usd": 0.03,
+                                   "action": "downgrade"}])
+    await start_cost_guard(config, db_url)
+    await start_router("router-1", config=config)
+    await start_router("router-2", config=config)
+    results = [await ask(nc, ask_body("alice")) for _ in range(8)]
+    assert all(r["status"] == "ok" for r in results)  # downgrade never refuses
+    models = [(r["provider"], r["model"], r["tier"]) for r in results]
+    full = models.count(("openai", "gpt-4o-mini", "full"))
+    assert 1 <= full <= 3  # about a cent each: the budget of 3 cents holds two or three
+    assert models[full:] == [("anthropic", "claude-haiku-4-5", "degraded")] * (8 - full)
+    bob = await ask(nc, ask_body("bob"))  # everyone else stays on the primary
+    assert (bob["provider"], bob["tier"]) == ("openai", "full")
+
+    [exceeded] = await status_events.wait("budget.exceeded")
+    assert (exceeded["scope"], exceeded["scope_id"], exceeded["action"]) == ("user", "alice", "downgrade")
+    kv = await nc.jetstream().key_value(CONTROL.name)
+    with pytest.raises(nats.js.errors.NoKeysError):  # no downgrade.<route>: not the whole route
+        await kv.keys()
+    summary = await wait_for_ledger(db_url, 9)
+    assert summary["spent_usd"] == pytest.approx(sum(r["cost_usd"] for r in results) + bob["cost_usd"])

@@ -123,3 +123,23 @@ def test_run_time_budgets_replace_the_files_entry():
         {"spend": [{"scope": "global", "period": "day", "limit_usd": 1}]})
     p = Policy(config, [SpendBudget(scope="global", period="day", limit_usd=50)])
     assert p.budget("global", "*", "day").limit_usd == 50
+
+
+def test_a_users_downgrade_budget_moves_only_that_users_requests_to_the_cheaper_chain():
+    p = policy(spend=[{"scope": "user", "period": "day", "limit_usd": 0.025, "action": "downgrade"}])
+    asks = [Ask(f"r{i}", Payer(user_id="alice"), 0.01, 100, "chat") for i in range(4)]
+    asks.append(Ask("r4", Payer(user_id="bob"), 0.01, 100, "chat"))
+    verdicts, crossings = decide(p, asks, Snapshot(), NOW)
+    assert all(v.admitted for v in verdicts)  # never refused ...
+    assert [v.downgrade is not None for v in verdicts] == [False, False, True, True, False]
+    assert verdicts[2].downgrade == "the day budget of user alice is spent ($0.0200 of $0.03)"
+    assert [(c.applied.instance, c.level) for c in crossings] == [("user:alice:day", EXCEEDED)]
+
+
+def test_a_downgrade_budget_for_some_routes_leaves_the_others_alone():
+    p = policy(spend=[{"scope": "key", "period": "day", "limit_usd": 0.001, "action": "downgrade",
+                       "routes": ["chat"]}])
+    asks = [Ask("r1", Payer(key_id="k1"), 0.01, 100, "chat"),
+            Ask("r2", Payer(key_id="k1"), 0.01, 100, "summarize")]
+    verdicts, _ = decide(p, asks, Snapshot(), NOW)
+    assert [(v.admitted, v.downgrade is not None) for v in verdicts] == [(True, True), (True, False)]

@@ -20,8 +20,8 @@ def test_the_shipped_file_loads_without_any_budget_to_enforce():
 
 
 @pytest.mark.parametrize(("budgets", "says"), [
-    ({"spend": [{"scope": "user", "limit_usd": 1, "action": "downgrade"}]},
-     "budgets.spend.0: Value error, action `downgrade` switches a whole route, so it needs scope global"),
+    ({"spend": [{"scope": "user", "limit_usd": 1, "action": "downgrade", "routes": ["chta"]}]},
+     "budgets.spend.0.routes: unknown route 'chta' (known: "),
     ({"spend": [{"scope": "team", "limit_usd": 1, "action": "killswitch"}]},
      "action `killswitch` needs scope global or key"),
     ({"spend": [{"scope": "global", "limit_usd": 0}]}, "budgets.spend.0.limit_usd"),
@@ -37,3 +37,12 @@ def test_a_wrong_budget_is_named(budgets: dict, says: str):
         parse_config(config_with(budgets), source="lifeline.yaml")
     assert says in str(e.value)
     assert str(e.value).startswith("lifeline.yaml:")
+
+
+def test_a_downgrade_to_a_route_without_a_cheaper_chain_is_named():
+    routes = {**SHIPPED["routes"], "plain": {"chain": ["openai/gpt-4o-mini"]}}
+    text = yaml.safe_dump({**SHIPPED, "routes": routes, "budgets": {"spend": [
+        {"scope": "team", "limit_usd": 5, "action": "downgrade", "routes": ["plain"]}]}})
+    with pytest.raises(ConfigError) as e:
+        parse_config(text, source="lifeline.yaml")
+    assert "budgets.spend.0.routes: route 'plain' has no downgrade_chain to go to" in str(e.value)

@@ -88,6 +88,49 @@ async def test_a_downgraded_route_runs_on_its_cheaper_chain_and_says_degraded():
     assert (await engine.complete(req())).result.provider == "a"
 
 
+class DowngradingAdmission:
+    """The cost guard's answer for a user whose `downgrade` budget is spent: admitted, cheaper."""
+
+    def __init__(self, spent_user: str) -> None:
+        self.spent_user = spent_user
+        self.settled: list[float] = []
+
+    async def admit(self, request, members):
+        admission = self
+
+        class Reserved:
+            downgrade = ("the day budget of user alice is spent"
+                         if request.user_id == admission.spent_user else None)
+
+            async def settle(self, cost_usd: float) -> None:
+                admission.settled.append(cost_usd)
+
+        return Reserved()
+
+
+async def test_a_spent_users_requests_alone_run_on_the_cheaper_chain():
+    v = vendors()
+    admission = DowngradingAdmission("alice")
+    engine = Engine(CONFIG, v, admission=admission)
+    alice = (await engine.complete(req(user_id="alice"))).result
+    bob = (await engine.complete(req(user_id="bob"))).result
+    assert (alice.provider, alice.tier) == ("c", "degraded")
+    assert (bob.provider, bob.tier) == ("a", "full")
+    assert len(v["a"].calls) == 1 and len(v["c"].calls) == 1
+
+
+async def test_a_spent_users_request_on_a_route_without_a_cheaper_chain_is_refused_as_spent():
+    v = vendors()
+    admission = DowngradingAdmission("alice")
+    engine = Engine(CONFIG, v, admission=admission)
+    r = (await engine.complete(req(route="cheap", user_id="alice"))).result
+    assert r.error.kind is ErrorKind.BUDGET_EXHAUSTED
+    assert r.error.message == ("the day budget of user alice is spent, and route cheap has no "
+                               "downgrade_chain to go on with")
+    assert all(vendor.calls == [] for vendor in v.values())
+    assert admission.settled == [0.0]  # the reservation is given back at once
+
+
 async def test_route_and_key_kill_switches_answer_maintenance_with_no_vendor_call():
     v = vendors()
     engine = Engine(CONFIG, v)

@@ -63,6 +63,15 @@ class LifelineConfig(Strict):
                         ("routes", route_name, *where),
                         f"provider {provider!r} has no model {model!r} (known: {known})",
                     )
+        for i, budget in enumerate(self.budgets.spend):
+            for route_name in budget.routes or []:
+                route = self.routes.get(route_name)
+                if route is None:
+                    raise _LocatedError(("budgets", "spend", i, "routes"),
+                                        f"unknown route {route_name!r} (known: {', '.join(self.routes)})")
+                if budget.action == "downgrade" and route.downgrade_chain is None:
+                    raise _LocatedError(("budgets", "spend", i, "routes"),
+                                        f"route {route_name!r} has no downgrade_chain to go to")
         return self
 
     def provider_specs(

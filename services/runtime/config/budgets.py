@@ -23,9 +23,10 @@ class SpendBudget(Strict):
     limit_usd: float = Field(gt=0)
     warn_pct: float = Field(default=80.0, gt=0, lt=100)  # budget.warning at this share of the limit
     # What happens at the hard limit: `block` refuses the scope's requests (budget_exhausted);
-    # `downgrade` switches routes to their downgrade_chain (global scope only: the control flag is
-    # per route, so it cannot single out one user); `killswitch` stops every call (global) or
-    # the key's calls (key scope).
+    # `downgrade` moves them to their route's downgrade_chain (global: the whole route, through
+    # the control KV; team, user, key: that scope's requests only, told in the cost guard's
+    # answer, and refused like `block` on a route without a downgrade_chain); `killswitch` stops
+    # every call (global) or the key's calls (key scope).
     action: Action = "block"
     routes: list[str] | None = None  # downgrade: these routes; None = each with a downgrade_chain
 
@@ -37,8 +38,6 @@ class SpendBudget(Strict):
     def _action_fits_scope(self) -> "SpendBudget":
         if self.scope == "global" and self.id != "*":
             raise ValueError("a global budget has no id (leave it out)")
-        if self.action == "downgrade" and self.scope != "global":
-            raise ValueError("action `downgrade` switches a whole route, so it needs scope global")
         if self.action == "killswitch" and self.scope not in ("global", "key"):
             raise ValueError("action `killswitch` needs scope global or key (there is no "
                              "kill switch for one team or user: use `block`)")
