@@ -6,13 +6,11 @@ import logging
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TypeVar
 
 from faststream.nats import NatsMessage, NatsRouter
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.errors import KeyWrongLastSequenceError
-from pydantic import BaseModel, ValidationError
 
 from schemas import subjects
 from schemas.backup import BackupReply, BackupRequest, RestoreReply, RestoreRequest
@@ -22,6 +20,7 @@ from services.runtime.bus import publish_events
 from services.runtime.config import LifelineConfig, load_config
 from services.runtime.config.backup import ScheduleConfig
 from services.runtime.service import Service
+from services.runtime.validation import parse
 
 from . import schedule
 from .agent import BackupAgent
@@ -36,7 +35,6 @@ from .wiring import key_of, make_target
 log = logging.getLogger(__name__)
 
 QUEUE_GROUP = "backup-agent"
-M = TypeVar("M", bound=BaseModel)
 
 
 def build_app(settings: BackupAgentSettings, *, config: LifelineConfig | None = None,
@@ -81,7 +79,7 @@ def build_app(settings: BackupAgentSettings, *, config: LifelineConfig | None = 
                        description="request-reply: take a snapshot now (and verify it)",
                        include_in_schema=False)  # raw bytes in: schemas/asyncapi.py documents it
     async def backup_now(msg: NatsMessage) -> bytes:
-        request = _parse(BackupRequest, msg.body or b"{}")
+        request = parse(BackupRequest, msg.body or b"{}")
         if isinstance(request, str):
             return BackupReply(error=request).model_dump_json().encode()
         busy[0] += 1
@@ -97,7 +95,7 @@ def build_app(settings: BackupAgentSettings, *, config: LifelineConfig | None = 
                                    "LLM_EVENTS to a time); announced on restore.completed",
                        include_in_schema=False)
     async def restore_now(msg: NatsMessage) -> bytes:
-        request = _parse(RestoreRequest, msg.body)
+        request = parse(RestoreRequest, msg.body)
         if isinstance(request, str):
             return RestoreReply(error=request).model_dump_json().encode()
         to = request.to_time or ("now" if request.replay else None)
@@ -178,11 +176,3 @@ async def _claim(js: JetStreamContext, at: datetime, source: str) -> bool:
         log.warning("could not claim the %s run (%r); taking it anyway", at.isoformat(), e)
         return True
 
-
-def _parse(model: type[M], raw: bytes) -> M | str:
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-                             for err in e.errors(include_url=False))
-        return f"invalid {model.__name__}: {problems}"

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from faststream import AckPolicy, Context
 from faststream.nats import JStream, NatsMessage, NatsRouter, PullSub
@@ -16,7 +16,7 @@ from faststream.nats.message import NatsBatchMessage
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js.api import ConsumerConfig
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from schemas import subjects
@@ -31,6 +31,7 @@ from schemas.streams import LLM_EVENTS
 from services.runtime.config import ConfigError, LifelineConfig, load_config
 from services.runtime.db import make_engine, migrate
 from services.runtime.service import Service
+from services.runtime.validation import parse
 
 from . import ledger, replay, store, watchers
 from .announcer import Announcer
@@ -44,7 +45,6 @@ QUEUE_GROUP = "cost-guard"
 LEDGER_DURABLE = "cost-guard-ledger"
 ATTEMPTS_DURABLE = "cost-guard-attempts"
 BatchMessage = Annotated[NatsBatchMessage, Context("message")]
-M = TypeVar("M", bound=BaseModel)
 
 
 def build_app(settings: CostGuardSettings, *, config: LifelineConfig | None = None,
@@ -84,7 +84,7 @@ def build_app(settings: CostGuardSettings, *, config: LifelineConfig | None = No
                                    "in its limits before any provider call",
                        include_in_schema=False)  # raw bytes in: schemas/asyncapi.py documents it
     async def reserve(msg: NatsMessage) -> bytes:
-        request = _parse(ReserveRequest, msg.body)
+        request = parse(ReserveRequest, msg.body)
         if isinstance(request, str):
             return ReserveReply(admitted=False, error=ResultError(
                 kind=ErrorKind.INVALID_REQUEST, message=request)).model_dump_json().encode()
@@ -101,7 +101,7 @@ def build_app(settings: CostGuardSettings, *, config: LifelineConfig | None = No
                        description="request-reply: spend today and this month by scope, budgets "
                                    "with their headroom", include_in_schema=False)
     async def spend(msg: NatsMessage) -> bytes:
-        query = _parse(SpendQuery, msg.body or b"{}")
+        query = parse(SpendQuery, msg.body or b"{}")
         if isinstance(query, str):
             return SpendReport(at=utcnow(), day_start=utcnow(), month_start=utcnow(),
                                error=query).model_dump_json().encode()
@@ -112,7 +112,7 @@ def build_app(settings: CostGuardSettings, *, config: LifelineConfig | None = No
                                    "again after a restore (point-in-time recovery); idempotent",
                        include_in_schema=False)  # raw bytes in: schemas/asyncapi.py documents it
     async def replay_events(msg: NatsMessage) -> bytes:
-        request = _parse(ReplayRequest, msg.body)
+        request = parse(ReplayRequest, msg.body)
         if isinstance(request, str):
             return ReplayReply(error=request).model_dump_json().encode()
         try:
@@ -248,11 +248,3 @@ def _reload(path: Path, guard: Guard, last: list[float]) -> None:
     except ConfigError as e:
         log.error("keeping the previous configuration: %s", e)
 
-
-def _parse(model: type[M], raw: bytes) -> M | str:
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-                             for err in e.errors(include_url=False))
-        return f"invalid {model.__name__}: {problems}"

@@ -18,13 +18,13 @@ from schemas.control import FAULT_PREFIX, ProviderFault, ProviderHealth
 from schemas.streams import CONTROL, LLM_EVENTS, PROVIDER_HEALTH, STATUS
 from services.providers import make_provider
 from services.providers.base import Provider
-from services.runtime.bus import publish_events, watch_bucket
+from services.runtime.bus import watch_bucket
 from services.runtime.config import LifelineConfig, load_config
 from services.runtime.service import Service
 
-from . import logic
+from . import events, logic
 from .admission import BusAdmission
-from .engine import Engine, KeyRefusal, Outcome
+from .engine import Engine, Outcome
 from .history import BusHistory
 from .metrics import RouterMetrics
 from .settings import RouterSettings
@@ -95,38 +95,8 @@ def build_app(
 
     async def _publish_events(request: CompletionRequest, outcome: Outcome,
                               attempt_key: str | None = None, completed: bool = True) -> None:
-        # Stored before the caller is answered: every answered request is in the ledger and the
-        # history (a crash in between makes the caller retry; the message ids dedupe it).
-        # attempt_key: the attempts' id prefix when one request is tried more than once (queue).
-        result = outcome.result
-        events = [
-            (subjects.LLM_ATTEMPT,
-             LlmAttempt(source=service.source, request_id=request.request_id, route=request.route,
-                        attempt_no=i, status_code=code, usage=usage, cost_usd=cost,
-                        **a.model_dump()).model_dump_json().encode(),
-             f"{attempt_key or request.request_id}.{i}")
-            for i, (a, code, usage, cost) in enumerate(zip(
-                outcome.attempts, outcome.status_codes, outcome.usages, outcome.costs, strict=True))
-        ]
-        events += key_refused_events(service.source, outcome.key_refusals)
-        completed_event = None if not completed else LlmCompleted(
-            source=service.source, request_id=request.request_id, route=request.route,
-            status=result.status, tier=result.tier, provider=result.provider, model=result.model,
-            fallback_depth=result.fallback_depth, usage=result.usage, cost_usd=result.cost_usd,
-            latency_ms=result.latency_ms, user_id=request.user_id, session_id=request.session_id,
-            key_id=request.key_id, team_id=request.team_id, priority=request.priority,
-            region=request.region, messages=[m.model_dump() for m in request.messages],
-            content=result.content, error_kind=result.error.kind if result.error else None,
-            attempts=len(outcome.attempts), cached=result.cached, metadata=request.metadata,
-        )
-        if completed_event:
-            events.append((subjects.LLM_COMPLETED, completed_event.model_dump_json().encode(),
-                           request.request_id))
-        js = service.broker.config.connection_state.stream
-        # A lost event is logged, never allowed to cost the caller the answer it already has.
-        for (subject, _, _), failure in zip(events, await publish_events(js, events), strict=True):
-            if failure is not None:
-                log.warning("%s for %s not stored: %r", subject, request.request_id, failure)
+        await events.publish(service, request, events.request_events(
+            service.source, request, outcome, attempt_key=attempt_key, completed=completed))
 
     degradation = attach(tiers, engine, service, router, _publish_events)
     service.in_flight = lambda: engine.in_flight + degradation.worker.busy
@@ -200,16 +170,6 @@ def build_app(
     add_stream_handlers(router, service, engine, metrics, queue=QUEUE_GROUP,
                         max_workers=settings.max_in_flight)
     return service
-
-
-def key_refused_events(source: str, refusals: list[KeyRefusal]) -> list[tuple[str, bytes, str]]:
-    """provider.key_refused, once per refusal episode (the engine reports only the first 401/403)."""
-    events = []
-    for r in refusals:
-        event = ProviderKeyRefused(source=source, provider=r.provider, model=r.model, state="down",
-                                   reason=f"key refused: {r.message}", status_code=r.status_code)
-        events.append((subjects.PROVIDER_KEY_REFUSED, event.model_dump_json().encode(), event.id))
-    return events
 
 
 def _parsed(model: type[M], key: str, value: bytes | None) -> M | None:

@@ -9,6 +9,7 @@ from schemas.completion import (
     CompletionRequest, CompletionResult, ErrorKind, Message, ResultError, Tier, Usage,
 )
 from services.runtime.config import LifelineConfig, ModelConfig
+from services.runtime.validation import problems
 
 
 # Output tokens assumed for pricing a request that sets no max_tokens (strategy `cost`).
@@ -45,11 +46,8 @@ def parse_request(raw: bytes) -> CompletionRequest | ResultError:
     try:
         return CompletionRequest.model_validate(data)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'request'}: {err['msg']}"
-            for err in e.errors(include_url=False)
-        )
-        return ResultError(kind=ErrorKind.INVALID_REQUEST, message=f"invalid request: {problems}")
+        return ResultError(kind=ErrorKind.INVALID_REQUEST,
+                           message=f"invalid request: {problems(e, 'request')}")
 
 
 def request_id_of(raw: bytes) -> str | None:

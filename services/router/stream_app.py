@@ -10,12 +10,10 @@ from prometheus_client import Counter
 
 from schemas import subjects
 from schemas.completion import CompletionRequest, ErrorKind, ResultError
-from schemas.events import LlmAttempt, LlmCompleted
 from schemas.streaming import StreamCancel, StreamChunk
-from services.runtime.bus import publish_events
 from services.runtime.service import Service
 
-from . import logic
+from . import events, logic
 from .engine import Engine
 from .metrics import RouterMetrics
 from .streaming import StreamRecord, StreamWalk
@@ -86,29 +84,5 @@ def add_stream_handlers(router: NatsRouter, service: Service, engine: Engine,
 
 
 async def _publish_events(service: Service, request: CompletionRequest, record: StreamRecord) -> None:
-    result = record.result
-    events = [
-        (subjects.LLM_ATTEMPT,
-         LlmAttempt(source=service.source, request_id=request.request_id, route=request.route,
-                    attempt_no=i, status_code=code, usage=usage, cost_usd=cost,
-                    **a.model_dump()).model_dump_json().encode(),
-         f"{request.request_id}.{i}")
-        for i, (a, code, usage, cost) in enumerate(zip(
-            record.attempts, record.status_codes, record.usages, record.costs, strict=True))
-    ]
-    completed = LlmCompleted(
-        source=service.source, request_id=request.request_id, route=request.route,
-        status=result.status, tier=result.tier, provider=result.provider, model=result.model,
-        fallback_depth=result.fallback_depth, usage=result.usage, cost_usd=result.cost_usd,
-        latency_ms=result.latency_ms, user_id=request.user_id, session_id=request.session_id,
-        key_id=request.key_id, team_id=request.team_id, priority=request.priority,
-        region=request.region, messages=[m.model_dump() for m in request.messages],
-        content=result.content, error_kind=result.error.kind if result.error else None,
-        attempts=len(record.attempts), cached=result.cached,
-        metadata={**request.metadata, "stream": True},
-    )
-    events.append((subjects.LLM_COMPLETED, completed.model_dump_json().encode(), request.request_id))
-    js = service.broker.config.connection_state.stream
-    for (subject, _, _), failure in zip(events, await publish_events(js, events), strict=True):
-        if failure is not None:  # logged: the caller already has its answer
-            log.warning("%s for %s not stored: %r", subject, request.request_id, failure)
+    await events.publish(service, request, events.request_events(
+        service.source, request, record, metadata={**request.metadata, "stream": True}))
