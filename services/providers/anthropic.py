@@ -4,15 +4,12 @@ Wire format: docs.anthropic.com/en/api/messages (request: model, max_tokens, mes
 temperature; answer: content[] blocks, stop_reason, usage.input_tokens/output_tokens).
 """
 
-from dataclasses import replace
-from datetime import datetime, timezone
 from typing import Any
 
-from services.providers._http import HttpPool
-from services.providers._wire import json_object, model_ids, usage_tokens
+from services.providers._adapter import HttpAdapter
+from services.providers._wire import json_object, usage_tokens
 from services.providers.base import ChatAnswer, ChatCall, ProviderSpec
-from services.providers.errors import classify_error_in_ok, classify_http_error, malformed
-from services.providers.headroom import read_headroom
+from services.providers.errors import classify_error_in_ok, malformed
 
 ANTHROPIC_VERSION = "2023-06-01"  # the current (and only stable) `anthropic-version`
 DEFAULT_MAX_TOKENS = 1024  # Anthropic requires max_tokens; OpenAI-shaped calls may omit it
@@ -112,43 +109,18 @@ def parse_anthropic_answer(
     )
 
 
-class AnthropicProvider:
-    """The Provider port for Anthropic's Messages API (services/providers/base.py)."""
+class AnthropicProvider(HttpAdapter):
+    """The Provider port for Anthropic's Messages API (services/providers/base.py); the models
+    list is docs.anthropic.com/en/api/models-list."""
 
     def __init__(self, spec: ProviderSpec) -> None:
-        self.spec = spec
-        self._url = f"{spec.base_url.rstrip('/')}/v1/messages"
-        self._models_url = f"{spec.base_url.rstrip('/')}/v1/models"
-        self._headers = anthropic_headers(spec)
-        self._pool = HttpPool(spec.max_connections)
+        base = spec.base_url.rstrip("/")
+        super().__init__(spec, url=f"{base}/v1/messages", models_url=f"{base}/v1/models",
+                         headers=anthropic_headers(spec))
 
-    def __repr__(self) -> str:  # the headers hold the key: never show them
-        return f"AnthropicProvider(name={self.spec.name!r}, url={self._url!r})"
+    def body(self, call: ChatCall) -> dict[str, Any]:
+        return anthropic_body(call)
 
-    async def complete(self, call: ChatCall, *, timeout: float) -> ChatAnswer:
-        status, headers, raw = await self._pool.post(
-            self._url, self._headers, anthropic_body(call), timeout=timeout
-        )
-        now = datetime.now(timezone.utc)
-        headroom = read_headroom(headers, now=now)
-        if 200 <= status < 300:
-            answer = parse_anthropic_answer(
-                raw, requested_model=call.model, status=status, secret=self.spec.api_key
-            )
-            return replace(answer, headroom=headroom) if headroom else answer
-        error = classify_http_error(status, headers, raw, now=now, secret=self.spec.api_key)
-        error.headroom = headroom
-        raise error
-
-    async def list_models(self, *, timeout: float) -> list[str]:
-        """GET /v1/models (docs.anthropic.com/en/api/models-list), first page: the health
-        monitor's free probe. Raises ProviderError like complete()."""
-        status, headers, raw = await self._pool.get(self._models_url, self._headers, timeout=timeout)
-        if 200 <= status < 300:
-            return model_ids(raw, status=status)
-        raise classify_http_error(
-            status, headers, raw, now=datetime.now(timezone.utc), secret=self.spec.api_key
-        )
-
-    async def aclose(self) -> None:
-        await self._pool.aclose()
+    def parse(self, raw: bytes, *, requested_model: str, status: int) -> ChatAnswer:
+        return parse_anthropic_answer(raw, requested_model=requested_model, status=status,
+                                      secret=self.spec.api_key)

@@ -6,16 +6,13 @@ OpenAI, recognised by its host. Not the official SDK: it costs ~4-6 ms of CPU pe
 Wire format: platform.openai.com/docs/api-reference/chat/create.
 """
 
-from dataclasses import replace
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from services.providers._http import HttpPool
-from services.providers._wire import json_object, model_ids, usage_tokens
+from services.providers._adapter import HttpAdapter
+from services.providers._wire import json_object, usage_tokens
 from services.providers.base import ChatAnswer, ChatCall, ProviderSpec
-from services.providers.errors import classify_error_in_ok, classify_http_error, malformed
-from services.providers.headroom import read_headroom
+from services.providers.errors import classify_error_in_ok, malformed
 
 # Latest GA data-plane version (learn.microsoft.com/azure/ai-services/openai/api-version-lifecycle).
 # Put `?api-version=...` in base_url to choose another.
@@ -102,42 +99,18 @@ def parse_openai_answer(
     )
 
 
-class OpenAIProvider:
-    """The Provider port for OpenAI's wire format (services/providers/base.py)."""
+class OpenAIProvider(HttpAdapter):
+    """The Provider port for OpenAI's wire format (services/providers/base.py); the models list
+    is platform.openai.com/docs/api-reference/models/list."""
 
     def __init__(self, spec: ProviderSpec) -> None:
-        self.spec = spec
-        self._url, self._headers = openai_endpoint(spec)
-        self._models_url = self._url.replace("/chat/completions", "/models", 1)
-        self._pool = HttpPool(spec.max_connections)
+        url, headers = openai_endpoint(spec)
+        super().__init__(spec, url=url, headers=headers,
+                         models_url=url.replace("/chat/completions", "/models", 1))
 
-    def __repr__(self) -> str:  # the headers hold the key: never show them
-        return f"OpenAIProvider(name={self.spec.name!r}, url={self._url!r})"
+    def body(self, call: ChatCall) -> dict[str, Any]:
+        return openai_body(call)
 
-    async def complete(self, call: ChatCall, *, timeout: float) -> ChatAnswer:
-        status, headers, raw = await self._pool.post(
-            self._url, self._headers, openai_body(call), timeout=timeout
-        )
-        now = datetime.now(timezone.utc)
-        headroom = read_headroom(headers, now=now)
-        if 200 <= status < 300:
-            answer = parse_openai_answer(
-                raw, requested_model=call.model, status=status, secret=self.spec.api_key
-            )
-            return replace(answer, headroom=headroom) if headroom else answer
-        error = classify_http_error(status, headers, raw, now=now, secret=self.spec.api_key)
-        error.headroom = headroom
-        raise error
-
-    async def list_models(self, *, timeout: float) -> list[str]:
-        """GET /v1/models (platform.openai.com/docs/api-reference/models/list): the health
-        monitor's free probe. Raises ProviderError like complete()."""
-        status, headers, raw = await self._pool.get(self._models_url, self._headers, timeout=timeout)
-        if 200 <= status < 300:
-            return model_ids(raw, status=status)
-        raise classify_http_error(
-            status, headers, raw, now=datetime.now(timezone.utc), secret=self.spec.api_key
-        )
-
-    async def aclose(self) -> None:
-        await self._pool.aclose()
+    def parse(self, raw: bytes, *, requested_model: str, status: int) -> ChatAnswer:
+        return parse_openai_answer(raw, requested_model=requested_model, status=status,
+                                   secret=self.spec.api_key)
