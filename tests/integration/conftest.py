@@ -16,6 +16,7 @@ from services.runtime.natsd import NatsServer
 from services.runtime.service import Service
 from services.simulator.app import build_app as build_simulator
 from services.simulator.server import RunningSimulator, running
+from tests.fixtures.running import running as running_services
 
 SHIPPED_CONFIG = Path(__file__).parents[2] / "lifeline.yaml"
 
@@ -75,19 +76,14 @@ async def start_router(
     nats_server: NatsServer, sim: RunningSimulator
 ) -> AsyncIterator[StartRouter]:
     """Start router instances (stopped at teardown if the test did not stop them)."""
-    started: list[Service] = []
+    async with running_services() as started:
+        async def start(instance: str = "router-1", config: LifelineConfig | None = None,
+                        providers: Mapping[str, Provider] | None = None, **settings: object) -> Service:
+            service = build_router(
+                RouterSettings(nats_url=nats_server.url, simulator_url=sim.url,
+                               instance=instance, heartbeat_interval=0.2, **settings),
+                config=config or fast_config(), providers=providers,
+            )
+            return await started.start(service)
 
-    async def start(instance: str = "router-1", config: LifelineConfig | None = None,
-                    providers: Mapping[str, Provider] | None = None, **settings: object) -> Service:
-        service = build_router(
-            RouterSettings(nats_url=nats_server.url, simulator_url=sim.url,
-                           instance=instance, heartbeat_interval=0.2, **settings),
-            config=config or fast_config(), providers=providers,
-        )
-        await service.start()
-        started.append(service)
-        return service
-
-    yield start
-    for service in started:
-        await service.stop()
+        yield start
