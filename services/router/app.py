@@ -62,6 +62,9 @@ def build_app(
         connection, timeout_s=settings.history_timeout_ms / 1000),
         tracer=service.tracer_provider.get_tracer("lifeline.router"))  # a span per provider call
     metrics = RouterMetrics(config, engine.availability, service.metrics)
+    backlog = events.Backlog(service, timeout_s=settings.event_store_timeout_s,
+                             registry=service.metrics)
+    service.on_drained(backlog.stop)
     # Budgets and limits, checked by the cost guard before any provider call (issue 6).
     engine.admission = BusAdmission(config, lambda: service.broker.connection,
                                     registry=service.metrics)
@@ -95,7 +98,7 @@ def build_app(
 
     async def _publish_events(request: CompletionRequest, outcome: Outcome,
                               attempt_key: str | None = None, completed: bool = True) -> None:
-        await events.publish(service, request, events.request_events(
+        await backlog.publish(request, events.request_events(
             service.source, request, outcome, attempt_key=attempt_key, completed=completed))
 
     degradation = attach(tiers, engine, service, router, _publish_events)
@@ -167,7 +170,7 @@ def build_app(
 
     service.on_stop(close_providers)
     # Streaming (llm.stream, llm.stream.cancel): services/router/stream_app.py.
-    add_stream_handlers(router, service, engine, metrics, queue=QUEUE_GROUP,
+    add_stream_handlers(router, service, engine, metrics, backlog, queue=QUEUE_GROUP,
                         max_workers=settings.max_in_flight)
     return service
 

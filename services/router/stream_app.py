@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 
 def add_stream_handlers(router: NatsRouter, service: Service, engine: Engine,
-                        metrics: RouterMetrics, *, queue: str, max_workers: int) -> None:
+                        metrics: RouterMetrics, backlog: events.Backlog, *, queue: str,
+                        max_workers: int) -> None:
     failures = Counter(
         "lifeline_router_stream_failures", "members that failed after a stream's first token, "
         "by the route's policy and what the caller got", ["route", "policy", "outcome"],
@@ -70,7 +71,8 @@ def add_stream_handlers(router: NatsRouter, service: Service, engine: Engine,
         for outcome in record.mid_stream_failures:
             failures.labels(parsed.route, route.on_stream_failure if route else "-", outcome).inc()
         # Stored before the caller hears the stream is over: an answered request is a stored one.
-        await _publish_events(service, parsed, record)
+        await backlog.publish(parsed, events.request_events(
+            service.source, parsed, record, metadata={**parsed.metadata, "stream": True}))
         if walk.final is not None and not task.cancelled():
             await send(walk.final)
 
@@ -82,7 +84,3 @@ def add_stream_handlers(router: NatsRouter, service: Service, engine: Engine,
             log.info("stream %s cancelled by its caller", body.request_id)
             task.cancel()
 
-
-async def _publish_events(service: Service, request: CompletionRequest, record: StreamRecord) -> None:
-    await events.publish(service, request, events.request_events(
-        service.source, request, record, metadata={**request.metadata, "stream": True}))

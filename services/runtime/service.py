@@ -62,6 +62,7 @@ class Service:
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
         self._on_intake_closed: list[Hook] = []
+        self._on_drained: list[Hook] = []
         self._accepting = False
         self._stopped = False
         # Set once this instance takes no new messages (its subscriptions drained) while it may
@@ -77,6 +78,11 @@ class Service:
         """Runs on stop once the subscriptions are drained, before in-flight work is awaited and
         the connection drains: close intake of your own here (pull consumers, fetch loops)."""
         self._on_intake_closed.append(hook)
+
+    def on_drained(self, hook: Hook) -> None:
+        """Runs on stop once in-flight work has finished, while the bus connection is still
+        open: the last publishes (flush what is still to be sent)."""
+        self._on_drained.append(hook)
 
     def on_stop(self, hook: Hook) -> None:
         """Runs after handlers have stopped and in-flight work has finished (close pools here)."""
@@ -158,6 +164,8 @@ class Service:
             await self._bounded("the last heartbeat", self._send_beat(stopping=True), 2.0)
         await self._drain_intake()
         grace = self.settings.graceful_timeout
+        for hook in self._on_drained:
+            await self._bounded(getattr(hook, "__qualname__", repr(hook)), hook(), grace)
         # unsubscribes the rest, waits for running handlers (up to graceful_timeout), closes
         await self._bounded("the bus connection", self.broker.stop(), grace + 5.0)
         for hook in reversed(self._on_stop):
