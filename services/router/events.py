@@ -94,6 +94,7 @@ class Backlog:
         self.limit = limit
         self.events: deque[Event] = deque()
         self.sending = 0  # taken from `events` by the send under way
+        self.closed = False
         self.task: asyncio.Task[None] | None = None
         self.waiting = Gauge("lifeline_router_events_backlog",
                              "Events answered but not yet stored on the bus, sent again until stored",
@@ -117,6 +118,10 @@ class Backlog:
             self.add(failed)
 
     def add(self, events: list[Event]) -> None:
+        if self.closed:  # the router is past its last publish
+            for subject, _, msg_id in events:
+                self._drop(f"router stopped: {subject} {msg_id} not stored")
+            return
         self.events.extend(events)
         while len(self.events) > self.limit:
             subject, _, msg_id = self.events.popleft()
@@ -156,6 +161,7 @@ class Backlog:
         return stored > 0
 
     async def stop(self) -> None:
+        self.closed = True
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
