@@ -14,6 +14,7 @@ from tests.fixtures.degradation import all_vendors, answered, degraded_config, p
 from tests.integration.conftest import StartRouter
 
 pytestmark = pytest.mark.timeout(120)
+JITTER = 0.1  # seconds between the router's pacing of a call and the simulator's count of it
 
 
 def answers_at_simulator(sim) -> int:
@@ -60,10 +61,14 @@ async def test_the_drain_starts_at_start_rate_and_ramps(nc: nats.NATS, sim, star
     took = samples[-1][0] - first
     print(f"first second: {first_second} answers (allowed {allowed:.1f}); {total} in {took:.1f}s")
     assert first_second <= allowed
-    # And never faster than the ramp allows, at any moment of the drain.
+    # And never faster than the ramp allows, at any moment of the drain. The router paces when a
+    # call leaves and the simulator counts when it lands; one process runs both and this test,
+    # so a call may land up to JITTER later than it was paced: a second of landings holds what
+    # was paced in that second and the JITTER before it.
     for t, _ in samples:
         if t + 1.0 <= samples[-1][0]:
-            ramped = _integral(start_rate, ramp_every, 400.0, t - first, t - first + 1.0) + 1
+            ramped = _integral(start_rate, ramp_every, 400.0, t - first - JITTER,
+                               t - first + 1.0) + 1
             assert most_in_any_window(samples, t, t + 1.0, 1.0) <= ramped
     assert first_second >= start_rate / 2  # it does drain at the start, not only later
     # It ramps: at start_rate alone the backlog would take total / start_rate seconds.
