@@ -69,7 +69,10 @@ async def ask(nc: nats.NATS) -> dict:
 async def test_after_the_fault_clears_the_primary_is_back_after_the_wait_and_one_probe_then_ramps_up(
         nc, sim, start_router: StartRouter):
     wait_s, ramp_s = 0.5, 2.0
-    config = fast_config(attempt_timeout_ms=300, deadline_ms=5000).model_copy(update={
+    # A generous attempt timeout: this test is about the ramp, and a stall of the one process
+    # that runs router, simulator and callers must not read as a failing primary (a run on a busy
+    # machine saw the breaker open again at 1.5 s, the ramp's calls timing out at 300 ms).
+    config = fast_config(attempt_timeout_ms=2000, deadline_ms=5000).model_copy(update={
         "breaker": BreakerSettings(window_size=10, minimum_calls=5, wait_in_open_ms=int(wait_s * 1000),
                                    half_open_calls=1, slow_start_ms=int(ramp_s * 1000))})
     await start_router(config=config)
