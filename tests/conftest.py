@@ -3,7 +3,6 @@ it needs SQL, its own database (a SQLite file, or a fresh PostgreSQL database wh
 LIFELINE_TEST_PG_URL points at a server, as in CI)."""
 
 import asyncio
-import gc
 import json
 import os
 import time
@@ -97,17 +96,6 @@ class StatusEvents:
                    for _, s, b in self.events[after:]]
             raise AssertionError(f"{what} within {within:g}s; got {got}") from None
 
-
-
-def pytest_runtest_logfinish(nodeid: str, location: object) -> None:
-    """One process hosts routers, simulators and hundreds of callers for the whole suite, and
-    what the tests before left (imports, caches, reports) grows its heap to ~600k objects: a full
-    collection then stalls the event loop for 0.4-0.6 s in the middle of a test, long enough to
-    time calls out and open breakers. After each test: collect what it left, and freeze the
-    rest (gc.freeze), so that a collection during a test walks only that test's objects, as in a
-    service's own process (~80k objects, 20 ms)."""
-    gc.collect()
-    gc.freeze()
 
 @pytest.fixture
 async def status_events(nc: nats.NATS) -> AsyncIterator[StatusEvents]:
